@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install everything the tests need that is not a Python package:
+#   Prometheus 2.42 + promtool, Alertmanager 0.25 + amtool (Debian packages),
+#   Chromium (headless status-page test), and the Apache Kafka broker jars
+#   (Maven Central, cached under ~/.cache/streamslo).
+# Idempotent: skips what is already present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v promtool >/dev/null || need+=(prometheus)
+command -v amtool >/dev/null || need+=(prometheus-alertmanager)
+command -v chromium >/dev/null || need+=(chromium)
+command -v java >/dev/null || need+=(default-jre-headless)
+command -v mvn >/dev/null || need+=(maven)
+if ((${#need[@]})); then
+  echo "install-deps: apt-get install ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+fi
+# The Debian units would start the daemons on install; tests start their own.
+systemctl stop prometheus prometheus-alertmanager prometheus-node-exporter 2>/dev/null || true
+pkill -x prometheus-node-exporter 2>/dev/null || true
+
+if [[ -f scripts/kafka.py ]]; then
+  python scripts/kafka.py fetch
+fi
+echo "install-deps: ok"

@@ -1,0 +1,181 @@
+"""The SLO domain model: what every generator, engine and adapter works from.
+
+The versioned YAML spec (``slo/spec.py``) is validated and mapped into these
+frozen dataclasses once; nothing downstream sees YAML. Durations are seconds,
+latencies are seconds, ratios are fractions.
+
+Vocabulary:
+
+- an **SLI** is a measured stream per region: ``ttff``, ``interaction_rtt``
+  (latencies) or ``errors`` (fatal errors / playback attempts);
+- an **SLO** is one objective on one SLI, e.g. ``ttff-p95``: "95 % of first
+  frames within 200 ms"; its **budget** is the allowed bad fraction (5 %);
+- a **tier** is one multiwindow burn-rate alert (long window, short window,
+  burn factor, severity), applied to every SLO;
+- a **trigger** is an operational signal on the live quantiles ("p95 above
+  200 ms for 2 minutes: scale out").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from slo import conventions as c
+
+# A tier whose factor x budget reaches 1 can never fire (the SLI error ratio
+# cannot exceed 1). Such tiers are adapted to this fraction of the maximum
+# possible burn rate, and the adaptation is reported.
+ADAPTED_FACTOR_HEADROOM = 0.9
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One multiwindow multi-burn-rate alert tier (SRE Workbook ch. 5)."""
+
+    name: str
+    long_s: float
+    short_s: float
+    factor: float
+    severity: str
+    for_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class ResolvedTier:
+    """A tier as applied to one SLO: the factor may have been adapted down."""
+
+    tier: Tier
+    factor: float
+    adapted: bool
+
+    @property
+    def name(self) -> str:
+        return self.tier.name
+
+
+@dataclass(frozen=True)
+class SLO:
+    """One objective on one SLI in every region."""
+
+    name: str
+    sli: str
+    budget: float
+    quantile: float | None = None
+    threshold_s: float | None = None
+    description: str = ""
+
+    @property
+    def is_latency(self) -> bool:
+        return self.threshold_s is not None
+
+    @property
+    def objective(self) -> float:
+        """The good-event ratio promised (0.95 for a p95 objective)."""
+        return 1.0 - self.budget
+
+    @property
+    def max_burn_rate(self) -> float:
+        """Burn rate when every event is bad: 1 / budget."""
+        return 1.0 / self.budget
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One clause of a trigger: a live quantile or the error ratio above a limit."""
+
+    sli: str
+    quantile: float | None = None
+    above_s: float | None = None
+    above_ratio: float | None = None
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """An operational trigger: any condition true for ``for_s`` seconds."""
+
+    name: str
+    action: str
+    for_s: float
+    window_s: float
+    conditions: tuple[Condition, ...]
+    min_events: int = 0
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated SLO spec."""
+
+    name: str
+    period_s: float
+    regions: tuple[str, ...]
+    evaluate_kind: str
+    tiers: tuple[Tier, ...]
+    slos: tuple[SLO, ...]
+    triggers: tuple[Trigger, ...]
+    low_traffic_min_events: int = 0
+    quantile_windows_s: tuple[float, ...] = (60.0, 300.0, 3600.0)
+    pane_s: float = 2.0
+    allowed_lateness_s: float = 10.0
+    source: str = "<memory>"
+    extra_histogram_buckets_s: tuple[float, ...] = field(
+        default=(0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+    )
+
+    @property
+    def region_labels(self) -> tuple[str, ...]:
+        """Every value the region label can take: the allow-list plus ``other``."""
+        return (*self.regions, c.REGION_OTHER)
+
+    @property
+    def latency_slis(self) -> tuple[str, ...]:
+        return tuple(sorted({s.sli for s in self.slos if s.is_latency}))
+
+    @property
+    def thresholds_s(self) -> tuple[float, ...]:
+        """Every latency threshold in the spec (SLOs and triggers), sorted."""
+        values = {s.threshold_s for s in self.slos if s.threshold_s is not None}
+        values |= {
+            cond.above_s for t in self.triggers for cond in t.conditions if cond.above_s is not None
+        }
+        return tuple(sorted(values))
+
+    @property
+    def histogram_buckets_s(self) -> tuple[float, ...]:
+        """Histogram bucket edges: defaults plus every threshold, so bad counts are exact."""
+        return tuple(sorted(set(self.extra_histogram_buckets_s) | set(self.thresholds_s)))
+
+    @property
+    def alert_windows_s(self) -> tuple[float, ...]:
+        """Every window a burn-rate rule needs: tier windows and the period, sorted."""
+        windows = {t.long_s for t in self.tiers} | {t.short_s for t in self.tiers}
+        return tuple(sorted(windows | {self.period_s}))
+
+    @property
+    def stream_windows_s(self) -> tuple[float, ...]:
+        """Rolling windows the stream engine keeps: tier windows and quantile windows."""
+        windows = {t.long_s for t in self.tiers} | {t.short_s for t in self.tiers}
+        windows |= set(self.quantile_windows_s) | {t.window_s for t in self.triggers}
+        return tuple(sorted(windows))
+
+    def slo(self, name: str) -> SLO:
+        for s in self.slos:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def resolved_tiers(self, slo: SLO) -> tuple[ResolvedTier, ...]:
+        """The tiers as they apply to ``slo``, factors adapted where they could never fire."""
+        return tuple(resolve_tier(t, slo) for t in self.tiers)
+
+
+def resolve_tier(tier: Tier, slo: SLO) -> ResolvedTier:
+    """Adapt ``tier`` to ``slo`` so that it can fire.
+
+    The SLI error ratio is at most 1, so the burn rate is at most
+    ``1 / budget``. A tier asking for ``factor >= 1 / budget`` is dead; it is
+    capped at ``ADAPTED_FACTOR_HEADROOM / budget`` (9x for a 10 % budget).
+    """
+    if tier.factor * slo.budget < 1.0:
+        return ResolvedTier(tier=tier, factor=tier.factor, adapted=False)
+    capped = round(ADAPTED_FACTOR_HEADROOM * slo.max_burn_rate, 6)
+    return ResolvedTier(tier=tier, factor=capped, adapted=True)
