@@ -13,13 +13,13 @@ model: duplicate names, window ordering, tiers that could never fire.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from slo.durations import format_duration
 from slo.model import Spec
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     ERROR = "error"
     WARNING = "warning"
 

@@ -1,0 +1,179 @@
+"""SLO spec loading and validation: each case changes one field of a good spec."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from slo.durations import format_duration, parse_duration
+from slo.spec import DEFAULT_SPEC_PATH, SpecError, load_spec, parse_spec
+from slo.validation import Severity
+from streamslo.cli import main as cli_main
+
+FIXTURES = Path(__file__).parent / "fixtures" / "specs"
+
+
+def good_spec() -> dict[str, Any]:
+    """The default spec as a mutable document; each test case changes one field."""
+    return copy.deepcopy(yaml.safe_load(DEFAULT_SPEC_PATH.read_text()))
+
+
+def _set(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """Set ``a.b[1].c`` in ``doc``; ``value=...`` (Ellipsis) deletes the field."""
+    parts = path.replace("[", ".").replace("]", "").split(".")
+    node: Any = doc
+    for part in parts[:-1]:
+        node = node[int(part)] if part.isdigit() else node[part]
+    last = parts[-1]
+    key: Any = int(last) if last.isdigit() else last
+    if value is ...:
+        del node[key]
+    else:
+        node[key] = value
+    return doc
+
+
+def test_the_default_spec_encodes_the_platform_targets() -> None:
+    spec, problems = load_spec(DEFAULT_SPEC_PATH)
+    assert not [p for p in problems if p.is_error]
+    latency = {(s.sli, s.quantile): s.threshold_s for s in spec.slos if s.is_latency}
+    for sli in ("ttff", "interaction_rtt"):
+        assert latency[(sli, 0.90)] == 0.150
+        assert latency[(sli, 0.95)] == 0.200
+        assert latency[(sli, 0.99)] == 0.300
+    assert spec.slo("errors").budget == 0.01
+    assert spec.period_s == 30 * 86400
+    tiers = {t.name: (t.long_s, t.short_s, t.factor, t.severity) for t in spec.tiers}
+    assert tiers == {
+        "fast": (3600, 300, 14.4, "page"),
+        "medium": (21600, 1800, 6, "page"),
+        "slow": (86400, 7200, 3, "ticket"),
+        "slowest": (259200, 21600, 1, "ticket"),
+    }
+    triggers = {t.name: t for t in spec.triggers}
+    assert triggers["scale_out"].for_s == 120
+    assert {(c.sli, c.quantile, c.above_s) for c in triggers["scale_out"].conditions} == {
+        ("ttff", 0.95, 0.2),
+        ("interaction_rtt", 0.95, 0.2),
+    }
+    assert triggers["failover"].for_s == 300
+    assert ("errors", None, None, 0.01) in {
+        (c.sli, c.quantile, c.above_s, c.above_ratio) for c in triggers["failover"].conditions
+    }
+
+
+def test_every_threshold_is_a_histogram_bucket_edge() -> None:
+    spec, _ = load_spec()
+    assert set(spec.thresholds_s) <= set(spec.histogram_buckets_s)
+    assert list(spec.histogram_buckets_s) == sorted(spec.histogram_buckets_s)
+
+
+def test_a_tier_that_can_never_fire_is_a_warning_and_is_adapted() -> None:
+    spec, problems = load_spec()
+    warnings = [p for p in problems if p.severity is Severity.WARNING]
+    assert {p.path for p in warnings} == {"alerting.tiers[0].factor"}
+    assert all("can never fire" in p.message for p in warnings)
+    fast = spec.resolved_tiers(spec.slo("ttff-p90"))[0]
+    assert fast.adapted and fast.factor == pytest.approx(9.0)
+    assert fast.factor * spec.slo("ttff-p90").budget < 1
+    assert not spec.resolved_tiers(spec.slo("ttff-p95"))[0].adapted
+
+
+INVALID = [
+    ("apiVersion", "streamslo/v0", "apiVersion", "must be 'streamslo/v1'"),
+    ("name", "Live Streaming", "name", "lowercase name"),
+    ("period", "thirty days", "period", "not a duration"),
+    ("period", ..., "period", "is required"),
+    ("regions", [], "regions", "at least one region"),
+    ("regions.1", "other", "regions[1]", "not 'other'"),
+    ("regions.1", "us-east-1", "regions", "unique"),
+    ("evaluate_kind", "bots", "evaluate_kind", "must be one of rum, probe"),
+    ("stream.pane", "-1s", "stream.pane", "not a duration"),
+    ("stream.quantile_windows.0", "soon", "stream.quantile_windows[0]", "duration"),
+    ("alerting.low_traffic_min_events", -5, "alerting.low_traffic_min_events", "non-negative integer"),
+    ("alerting.tiers.1.factor", 0, "alerting.tiers[1].factor", "must be > 0"),
+    ("alerting.tiers.1.factor", True, "alerting.tiers[1].factor", "must be a number"),
+    ("alerting.tiers.1.severity", "sms", "alerting.tiers[1].severity", "'page' or 'ticket'"),
+    ("alerting.tiers.1.short", "7h", "alerting.tiers[1].short", "shorter than long"),
+    ("alerting.tiers.3.long", "31d", "alerting.tiers[3].long", "exceed the period"),
+    ("alerting.tiers.2.name", "medium", "alerting.tiers[2].name", "duplicate tier"),
+    ("slos.1.objectives.0.threshold_ms", 0, "slos[1].objectives[0].threshold_ms", "must be > 0"),
+    ("slos.1.objectives.0.threshold_ms", "fast", "slos[1].objectives[0].threshold_ms", "must be a number"),
+    ("slos.0.objectives.2.quantile", 1.5, "slos[0].objectives[2].quantile", "between 0 and 1"),
+    ("slos.0.sli", "rebuffering", "slos[0].sli", "must be one of"),
+    ("slos.2.objectives.0.max_ratio", 2, "slos[2].objectives[0].max_ratio", "between 0 and 1"),
+    ("slos.0.objectives.0.treshold_ms", 150, "slos[0].objectives[0].treshold_ms", "unknown field"),
+    ("slos.1.sli", "ttff", "slos[3]", "duplicate SLO name 'ttff-p90'"),
+    ("triggers.0.for", "two minutes", "triggers[0].for", "not a duration"),
+    ("triggers.0.window", "2m", "triggers[0].window", "not one of stream.quantile_windows"),
+    ("triggers.1.any.2.above_ratio", 0, "triggers[1].any[2].above_ratio", "must be > 0"),
+    ("stream.quantile_windows.0", "1s", "stream.quantile_windows[0]", "shorter than the pane"),
+]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "path", "message"),
+    INVALID,
+    ids=[f"{f} set to {v!r} is reported at {p}" for f, v, p, _ in INVALID],
+)
+def test_an_invalid_field_is_reported_with_its_path(field: str, value: Any, path: str, message: str) -> None:
+    doc = _set(good_spec(), field, value)
+    with pytest.raises(SpecError) as excinfo:
+        parse_spec(doc)
+    problems = [str(p) for p in excinfo.value.problems]
+    assert any(p.startswith(f"error: {path}: ") and message in p for p in problems), problems
+
+
+def test_every_problem_is_reported_not_just_the_first() -> None:
+    doc = _set(good_spec(), "period", "forever")
+    _set(doc, "slos.0.objectives.1.threshold_ms", -1)
+    _set(doc, "alerting.tiers.0.severity", "email")
+    with pytest.raises(SpecError) as excinfo:
+        parse_spec(doc)
+    paths = {p.path for p in excinfo.value.problems}
+    assert {"period", "slos[0].objectives[1].threshold_ms", "alerting.tiers[0].severity"} <= paths
+
+
+def test_a_document_that_is_not_a_mapping_is_an_error() -> None:
+    with pytest.raises(SpecError, match="<root>: must be a mapping"):
+        parse_spec(["not", "a", "spec"])
+
+
+FILES = [
+    ("good-minimal.yaml", 0, "ok"),
+    ("good-short-windows.yaml", 0, "ok"),
+    ("bad-thresholds.yaml", 1, "slos[0].objectives[0].threshold_ms: must be > 0"),
+    ("bad-yaml.yaml", 1, "not valid YAML"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "expected"),
+    FILES,
+    ids=[f"validate {n} exits {c}" for n, c, _ in FILES],
+)
+def test_validate_command_exit_code_and_output(
+    name: str, code: int, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli_main(["validate", "--spec", str(FIXTURES / name)]) == code
+    out = capsys.readouterr()
+    assert expected in out.out + out.err
+
+
+DURATIONS = [("30s", 30), ("5m", 300), ("1h30m", 5400), ("30d", 2592000), ("250ms", 0.25), ("1w", 604800)]
+
+
+@pytest.mark.parametrize(("text", "seconds"), DURATIONS, ids=[f"{t} is {s} seconds" for t, s in DURATIONS])
+def test_durations_parse_and_format_round_trip(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+    assert parse_duration(format_duration(seconds)) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "5", "m5", "5 m", "-5m", "5y"], ids=lambda t: f"{t!r} is not a duration")
+def test_malformed_durations_are_rejected(text: str) -> None:
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration(text)
