@@ -1,0 +1,361 @@
+"""Stage 2: merge stage-1 partials into per-region rolling windows, idempotently.
+
+Both transports drive the same class: the Faust agent (``slo/stream/``) and the
+embedded engine (``streamslo/engine.py``). The API is stable:
+
+- ``Stage2(spec)``;
+- ``apply(partial) -> bool``: merge one :class:`slo.partial.Partial`; False when
+  it was skipped (already applied, or malformed). Idempotent, see below;
+- ``advance(now)``: slide every window to ``now`` and update trigger states;
+- ``snapshot(now) -> Snapshot``: advance, then a typed, immutable view of every
+  region (cumulative totals, quantiles per window, burn rates, budget left,
+  tier and trigger states, freshness) for ``slo/exposition.py`` and the status page;
+- ``regions()``, ``export_region(region) -> bytes``, ``import_region(region, data)``,
+  ``drop_region(region)``: whole-region state for a changelogged table (write
+  it once per region per flush) and for partition revocation;
+- ``counters``: applied / duplicate / late / rejected / overlapping partials
+  (monotonic for the life of the object, never reset by ``drop_region``). A
+  partial is *late* when its pane had already left at least one window (it is
+  still applied to the longer windows and to the cumulative totals).
+
+Idempotence under at-least-once delivery: every partial carries its stage-1
+input ``source`` and offset range ``lo < offset <= hi``. One stage-1 flush
+emits several partials with the same ``(source, lo, hi)`` (one per sli, kind
+and pane), so per (region, source) stage 2 keeps the highest applied ``hi``
+*and* the set of ``(sli, kind, pane_start)`` applied at that ``hi``. A partial
+is skipped when its ``hi`` is below the watermark, or equal to it with its key
+already in the set. Replays of whole flushes and duplicates of single partials
+are both caught; the watermarks travel in ``export_region`` so a restarted
+worker keeps skipping. A partial starting below the watermark but ending above
+it (``lo < watermark < hi``: stage 1 re-cut a flush differently) cannot be
+split; it is applied and counted in ``counters.overlapping``.
+
+Not thread-safe: call it from one thread or event loop (both transports
+serve ``/metrics`` from the loop that applies partials).
+
+Example::
+
+    stage2 = Stage2(spec)
+    for partial in stage1.flush("beacons/0", now):
+        stage2.apply(partial)
+    snap = stage2.snapshot(now)
+    snap.regions["eu-west-1"].series[("ttff", "rum")].quantiles[60.0][0.95]
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import msgspec
+
+from slo import conventions as c
+from slo.budget import (
+    TierState,
+    TriggerState,
+    TriggerTracker,
+    budget_remaining,
+    burn_rate,
+    condition_holds,
+    evaluate_tier,
+    slo_counts,
+)
+from slo.model import SLO, Condition, Spec
+from slo.partial import Partial
+from slo.windows import Series, SeriesState, Window
+
+__all__ = ["Counters", "RegionSnapshot", "SLOSnapshot", "SeriesSnapshot", "Snapshot", "Stage2"]
+
+_STATE_MAGIC = b"S2R1"
+
+
+@dataclass(frozen=True)
+class SeriesSnapshot:
+    """One (region, sli, kind): cumulative totals and live window views."""
+
+    sli: str
+    kind: str
+    count: int
+    sum_s: float
+    le_counts: tuple[int, ...]
+    attempts: int
+    errors: int
+    # window_s -> quantile -> seconds; only non-empty sketched windows
+    quantiles: dict[float, dict[float, float]]
+    # window_s -> events (count for latency SLIs, attempts for errors)
+    window_events: dict[float, int]
+
+
+@dataclass(frozen=True)
+class SLOSnapshot:
+    """One SLO in one region, evaluated on ``Spec.evaluate_kind``."""
+
+    slo: str
+    sli: str
+    budget: float
+    burn_rates: dict[float, float]  # window_s -> burn rate (tier windows and the period)
+    events: dict[float, int]  # window_s -> total events
+    budget_remaining: float
+    tiers: tuple[TierState, ...]
+
+
+@dataclass(frozen=True)
+class RegionSnapshot:
+    region: str
+    series: dict[tuple[str, str], SeriesSnapshot]
+    slos: dict[str, SLOSnapshot]
+    triggers: dict[str, TriggerState]
+    freshness_s: float | None  # now - newest event time seen, None before any event
+    stage1_late_events: int  # events stage 1 reported late, summed over partials
+
+
+@dataclass(frozen=True)
+class Counters:
+    applied: int = 0
+    duplicate: int = 0
+    late: int = 0
+    late_events: int = 0
+    rejected: int = 0
+    overlapping: int = 0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    now: float
+    regions: dict[str, RegionSnapshot]
+    counters: Counters = field(default_factory=Counters)
+
+
+class _RegionState(msgspec.Struct, array_like=True):
+    series: list[tuple[str, str, SeriesState]]
+    watermarks: list[tuple[str, int, list[tuple[str, str, float]]]]
+    trigger_since: dict[str, float]
+
+
+class _Region:
+    def __init__(self, spec: Spec) -> None:
+        self.series: dict[tuple[str, str], Series] = {}
+        self.watermarks: dict[str, int] = {}
+        self.flushed: dict[str, set[tuple[str, str, float]]] = {}
+        self.triggers = TriggerTracker(spec.triggers)
+
+
+class Stage2:
+    """Per-region rolling windows fed by partials; see the module docstring."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self._regions: dict[str, _Region] = {}
+        self._now: float | None = None
+        self._applied = self._duplicate = self._late = self._late_events = 0
+        self._rejected = self._overlapping = 0
+        self._encoder = msgspec.msgpack.Encoder()
+        self._decoder = msgspec.msgpack.Decoder(_RegionState)
+
+    # -- ingest -----------------------------------------------------------------
+
+    def apply(self, partial: Partial) -> bool:
+        """Merge ``partial`` unless already applied or malformed; True when merged."""
+        key = (partial.sli, partial.kind, partial.pane_start)
+        region = self._regions.get(partial.region)
+        mark = region.watermarks.get(partial.source) if region else None
+        if (
+            region is not None
+            and mark is not None
+            and (partial.hi < mark or (partial.hi == mark and key in region.flushed[partial.source]))
+        ):
+            self._duplicate += 1
+            return False
+        if partial.sli not in c.SLIS or partial.kind not in c.KINDS or partial.hi < partial.lo:
+            self._rejected += 1
+            return False
+        if region is None:
+            region = self._regions[partial.region] = _Region(self.spec)
+        series = self._series(region, partial.sli, partial.kind)
+        if series.check(partial) is not None:
+            self._rejected += 1
+            return False
+        if mark is not None and partial.hi > mark and partial.lo < mark:
+            self._overlapping += 1
+        if not series.apply(partial):
+            self._late += 1
+            self._late_events += partial.attempts if partial.sli == c.SLI_ERRORS else partial.count
+        if mark is None or partial.hi > mark:
+            region.watermarks[partial.source] = partial.hi
+            region.flushed[partial.source] = {key}
+        else:
+            region.flushed[partial.source].add(key)
+        self._applied += 1
+        return True
+
+    def _series(self, region: _Region, sli: str, kind: str) -> Series:
+        series = region.series.get((sli, kind))
+        if series is None:
+            series = region.series[(sli, kind)] = Series(self.spec, sli, kind)
+            if self._now is not None:
+                series.advance(self._now)
+        return series
+
+    # -- time -------------------------------------------------------------------
+
+    def advance(self, now: float) -> None:
+        """Slide every window to ``now`` (never backwards) and update trigger states."""
+        if self._now is not None and now < self._now:
+            now = self._now
+        self._now = now
+        for region in self._regions.values():
+            for series in region.series.values():
+                series.advance(now)
+            for trigger in self.spec.triggers:
+                holds = any(
+                    self._condition(region, cond, trigger.window_s, trigger.min_events)
+                    for cond in trigger.conditions
+                )
+                region.triggers.update(trigger.name, holds, now)
+
+    def _condition(self, region: _Region, cond: Condition, window_s: float, min_events: int) -> bool:
+        series = region.series.get((cond.sli, self.spec.evaluate_kind))
+        if series is None or window_s not in series.windows:
+            return False
+        window = series.window(window_s)
+        if cond.sli == c.SLI_ERRORS:
+            return condition_holds(cond, None, window.errors, window.attempts, min_events)
+        value = window.quantiles([cond.quantile])[0] if cond.quantile is not None else None
+        return condition_holds(cond, value, 0, window.count, min_events)
+
+    # -- views ------------------------------------------------------------------
+
+    def snapshot(self, now: float) -> Snapshot:
+        """Advance to ``now`` and return an immutable view of every region."""
+        self.advance(now)
+        regions = {name: self._region_snapshot(name, region, now) for name, region in self._regions.items()}
+        return Snapshot(now=now, regions=regions, counters=self.counters)
+
+    @property
+    def counters(self) -> Counters:
+        return Counters(
+            applied=self._applied,
+            duplicate=self._duplicate,
+            late=self._late,
+            late_events=self._late_events,
+            rejected=self._rejected,
+            overlapping=self._overlapping,
+        )
+
+    def _region_snapshot(self, name: str, region: _Region, now: float) -> RegionSnapshot:
+        series = {key: _series_snapshot(s) for key, s in sorted(region.series.items())}
+        slos = {slo.name: self._slo_snapshot(region, slo) for slo in self.spec.slos}
+        triggers = {t.name: region.triggers.state(t.name, now) for t in self.spec.triggers}
+        newest = max((s.max_event_time for s in region.series.values()), default=0.0)
+        return RegionSnapshot(
+            region=name,
+            series=series,
+            slos=slos,
+            triggers=triggers,
+            freshness_s=now - newest if newest > 0 else None,
+            stage1_late_events=sum(s.stage1_late for s in region.series.values()),
+        )
+
+    def _slo_snapshot(self, region: _Region, slo: SLO) -> SLOSnapshot:
+        series = region.series.get((slo.sli, self.spec.evaluate_kind))
+        counts = {w: self._counts(series, slo, w) for w in self.spec.alert_windows_s}
+        tiers = tuple(
+            evaluate_tier(
+                resolved,
+                slo.budget,
+                counts[resolved.tier.long_s],
+                counts[resolved.tier.short_s],
+                self.spec.low_traffic_min_events,
+            )
+            for resolved in self.spec.resolved_tiers(slo)
+        )
+        bad, total = counts[self.spec.period_s]
+        return SLOSnapshot(
+            slo=slo.name,
+            sli=slo.sli,
+            budget=slo.budget,
+            burn_rates={w: burn_rate(b, t, slo.budget) for w, (b, t) in counts.items()},
+            events={w: t for w, (_, t) in counts.items()},
+            budget_remaining=budget_remaining(bad, total, slo.budget),
+            tiers=tiers,
+        )
+
+    def _counts(self, series: Series | None, slo: SLO, window_s: float) -> tuple[int, int]:
+        if series is None:
+            return 0, 0
+        w: Window = series.window(window_s)
+        return slo_counts(slo, w.count, w.le_counts, series.edges, w.attempts, w.errors)
+
+    # -- region state -----------------------------------------------------------
+
+    def regions(self) -> list[str]:
+        """Regions with state, sorted."""
+        return sorted(self._regions)
+
+    def drop_region(self, region: str) -> None:
+        """Forget ``region`` (partition revoked): it is no longer exported."""
+        self._regions.pop(region, None)
+
+    def region_nbytes(self, region: str) -> int:
+        """Bytes held by the windows of ``region`` (memory accounting)."""
+        state = self._regions.get(region)
+        return sum(s.nbytes for s in state.series.values()) if state else 0
+
+    def export_region(self, region: str) -> bytes:
+        """Serialize the whole state of ``region`` (compressed msgpack); KeyError if unknown."""
+        state = self._regions[region]
+        payload = _RegionState(
+            series=[(sli, kind, s.state()) for (sli, kind), s in sorted(state.series.items())],
+            watermarks=[
+                (source, hi, sorted(state.flushed.get(source, ())))
+                for source, hi in sorted(state.watermarks.items())
+            ],
+            trigger_since=dict(state.triggers.since),
+        )
+        return _STATE_MAGIC + zlib.compress(self._encoder.encode(payload), 1)
+
+    def import_region(self, region: str, data: bytes) -> None:
+        """Replace ``region``'s state by ``export_region`` output; ValueError if it does not fit."""
+        if not data.startswith(_STATE_MAGIC):
+            raise ValueError("not a stage-2 region state")
+        try:
+            payload = self._decoder.decode(zlib.decompress(data[len(_STATE_MAGIC) :]))
+        except (zlib.error, msgspec.DecodeError) as exc:
+            raise ValueError(f"corrupt stage-2 region state: {exc}") from exc
+        state = _Region(self.spec)
+        for sli, kind, series_state in payload.series:
+            series = Series(self.spec, sli, kind)
+            series.load(series_state)
+            state.series[(sli, kind)] = series
+        for source, hi, keys in payload.watermarks:
+            state.watermarks[source] = hi
+            state.flushed[source] = {(s, k, p) for s, k, p in keys}
+        state.triggers.since.update(payload.trigger_since)
+        self._regions[region] = state
+        if self._now is not None:
+            for series in state.series.values():
+                series.advance(self._now)
+
+
+def _series_snapshot(series: Series) -> SeriesSnapshot:
+    quantiles: dict[float, dict[float, float]] = {}
+    events: dict[float, int] = {}
+    for window_s, window in series.windows.items():
+        events[window_s] = window.count if series.is_latency else window.attempts
+        if window.sketches is None or window.count == 0:
+            continue
+        values = window.quantiles(c.EXPORTED_QUANTILES)
+        quantiles[window_s] = {
+            q: v for q, v in zip(c.EXPORTED_QUANTILES, values, strict=True) if v is not None
+        }
+    return SeriesSnapshot(
+        sli=series.sli,
+        kind=series.kind,
+        count=series.count,
+        sum_s=series.sum_s,
+        le_counts=tuple(int(v) for v in series.le_counts),
+        attempts=series.attempts,
+        errors=series.errors,
+        quantiles=quantiles,
+        window_events=events,
+    )

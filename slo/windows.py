@@ -1,0 +1,424 @@
+"""Event-time panes and rolling windows for one (region, sli, kind) series.
+
+Stage 2 (``slo/stage2.py``) keeps one :class:`Series` per region, SLI and kind.
+A series holds, for every rolling window of the spec (``Spec.stream_windows_s``
+plus the budget period), a ring of panes and running sums over them: adding a
+partial adds to its pane and to the running sums; sliding the window subtracts
+each pane as it expires. Counts are integers, so the sums stay exact forever.
+
+Pane width grows with the window (about 60 panes per window, a multiple of the
+spec's pane), so a window's edges are exact to one pane of that window: the
+1m window slides by 2 s, the 3d window by 72 min. Sketches (for quantiles) are
+kept only for ``Spec.quantile_windows_s``; min/max are kept per pane.
+
+Time: a window's head is the newest of ``advance(now)`` and the newest pane
+it was given, so event time drives the windows (the collector bounds how far
+in the future an event may be).
+
+Lateness: a window applies a partial only while the partial's pane is still
+inside it; a partial whose pane has already left a window it belongs to is
+*late* for that window (counted, not applied). Cumulative totals (the
+Prometheus counters) take every partial, late or not, so totals stay exact.
+
+Example::
+
+    series = Series(spec, "ttff", "rum")
+    series.apply(partial)            # True when every window took it
+    series.advance(now)              # expire panes that left each window
+    series.window(60.0).quantiles([0.95])
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Sequence
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from slo import conventions as c
+from slo.model import Spec
+from slo.partial import Partial
+from slo.sketch import LogSketch
+
+__all__ = ["Series", "SeriesState", "Window", "WindowState", "pane_width"]
+
+# Column layout of the per-pane counter matrix: three scalars, then one
+# cumulative ``<= edge`` count per histogram bucket edge.
+COUNT, ATTEMPTS, ERRORS, FIRST_EDGE = 0, 1, 2, 3
+TARGET_PANES = 60
+RELATIVE_ACCURACY = 0.01
+# Guards floor(t / width) against float noise (pane starts are multiples of the pane).
+_EPS = 1e-9
+
+
+def pane_width(window_s: float, base_pane_s: float, target: int = TARGET_PANES) -> float:
+    """Pane width for ``window_s``: a multiple of ``base_pane_s`` giving about ``target`` panes.
+
+    The width divides the window when it can, so the window is a whole number of
+    panes (``pane_width(300, 2) == 4.0``; ``pane_width(259200, 2) == 4320.0``).
+    """
+    k = max(1, math.floor(window_s / (target * base_pane_s)))
+    for m in range(k, 0, -1):
+        width = m * base_pane_s
+        ratio = window_s / width
+        if abs(ratio - round(ratio)) < 1e-9:
+            return width
+    return base_pane_s
+
+
+class WindowState(msgspec.Struct, array_like=True):
+    """Serialized :class:`Window` (running sums are rebuilt on load)."""
+
+    head: int | None
+    width: int  # bytes per count in ``counts`` (narrowest unsigned type that fits)
+    counts: bytes
+    sums: bytes
+    mins: bytes
+    maxs: bytes
+    sketches: list[tuple[int, bytes]]
+
+
+class Window:
+    """One rolling window: a ring of ``n`` panes of ``pane_s`` seconds plus running sums.
+
+    The window at head pane ``h`` covers panes ``h - n + 1 .. h``, i.e. the last
+    ``window_s`` seconds ending at the end of the current pane.
+    """
+
+    __slots__ = (
+        "blobs",
+        "counts",
+        "head",
+        "maxs",
+        "mins",
+        "n",
+        "pane_s",
+        "sketch",
+        "sketches",
+        "sums",
+        "total",
+        "window_s",
+    )
+
+    def __init__(self, window_s: float, pane_s: float, n_fields: int, with_sketch: bool) -> None:
+        self.window_s = window_s
+        self.pane_s = pane_s
+        self.n = max(1, math.ceil(window_s / pane_s - _EPS))
+        self.head: int | None = None
+        self.counts: npt.NDArray[np.int64] = np.zeros((self.n, n_fields), dtype=np.int64)
+        # per-pane floats in array('d'): compact, and scalar access is much
+        # cheaper than on numpy arrays (this is the hot path of every partial)
+        self.sums = array("d", bytes(8 * self.n))
+        self.mins = array("d", [math.inf]) * self.n
+        self.maxs = array("d", [-math.inf]) * self.n
+        self.total: npt.NDArray[np.int64] = np.zeros(n_fields, dtype=np.int64)
+        self.sketches: list[LogSketch | None] | None = [None] * self.n if with_sketch else None
+        # serialized pane sketches, cached: an export re-serializes only changed panes
+        self.blobs: list[bytes | None] = [None] * self.n
+        self.sketch: LogSketch | None = LogSketch(RELATIVE_ACCURACY) if with_sketch else None
+
+    def index(self, t: float) -> int:
+        """Absolute pane index of time ``t``."""
+        return math.floor(t / self.pane_s + _EPS)
+
+    def advance(self, now: float) -> None:
+        """Slide the head to the pane of ``now``, subtracting every pane that expires."""
+        new = self.index(now)
+        if self.head is None:
+            self.head = new
+            return
+        if new <= self.head:
+            return
+        if new - self.head >= self.n:
+            self._clear()
+        else:
+            for idx in range(self.head + 1, new + 1):
+                self._expire(idx % self.n)
+        self.head = new
+
+    def _expire(self, slot: int) -> None:
+        np.subtract(self.total, self.counts[slot], out=self.total)
+        self.counts[slot] = 0
+        self.sums[slot] = 0.0
+        self.mins[slot] = math.inf
+        self.maxs[slot] = -math.inf
+        if self.sketches is not None and self.sketch is not None:
+            old = self.sketches[slot]
+            if old is not None:
+                self.sketch.subtract(old)
+                self.sketches[slot] = None
+                self.blobs[slot] = None
+                if self.sketch.is_empty:
+                    # start afresh so the bin range does not keep every past outlier
+                    self.sketch = LogSketch(RELATIVE_ACCURACY)
+
+    def _clear(self) -> None:
+        self.counts[:] = 0
+        self.total[:] = 0
+        self.sums = array("d", bytes(8 * self.n))
+        self.mins = array("d", [math.inf]) * self.n
+        self.maxs = array("d", [-math.inf]) * self.n
+        if self.sketches is not None:
+            self.sketches = [None] * self.n
+            self.blobs = [None] * self.n
+            self.sketch = LogSketch(RELATIVE_ACCURACY)
+
+    def covers(self, t: float) -> bool:
+        """True when the pane of ``t`` is not older than the window (it can still be applied)."""
+        return self.head is None or self.index(t) > self.head - self.n
+
+    def add(
+        self,
+        t: float,
+        fields: npt.NDArray[np.int64],
+        sum_s: float,
+        min_s: float,
+        max_s: float,
+        sketch: LogSketch | None,
+    ) -> bool:
+        """Add one pane's aggregates at event time ``t``; False (nothing applied) if too old."""
+        idx = self.index(t)
+        if self.head is None or idx > self.head:
+            self.advance(t)
+        assert self.head is not None
+        if idx <= self.head - self.n:
+            return False
+        slot = idx % self.n
+        row = self.counts[slot]
+        np.add(row, fields, out=row)
+        np.add(self.total, fields, out=self.total)
+        self.sums[slot] += sum_s
+        if fields[COUNT] > 0:
+            if min_s < self.mins[slot]:
+                self.mins[slot] = min_s
+            if max_s > self.maxs[slot]:
+                self.maxs[slot] = max_s
+        if self.sketches is not None and self.sketch is not None and sketch is not None:
+            pane = self.sketches[slot]
+            if pane is None:
+                self.sketches[slot] = sketch.copy()
+            else:
+                pane.merge(sketch)
+            self.blobs[slot] = None
+            self.sketch.merge(sketch)
+        return True
+
+    # -- reads ------------------------------------------------------------------
+
+    @property
+    def count(self) -> int:
+        return int(self.total[COUNT])
+
+    @property
+    def attempts(self) -> int:
+        return int(self.total[ATTEMPTS])
+
+    @property
+    def errors(self) -> int:
+        return int(self.total[ERRORS])
+
+    @property
+    def le_counts(self) -> tuple[int, ...]:
+        return tuple(self.total[FIRST_EDGE:].tolist())
+
+    @property
+    def sum_s(self) -> float:
+        return math.fsum(self.sums)
+
+    @property
+    def min_s(self) -> float | None:
+        value = min(self.mins)
+        return None if math.isinf(value) else value
+
+    @property
+    def max_s(self) -> float | None:
+        value = max(self.maxs)
+        return None if math.isinf(value) else value
+
+    def quantiles(self, qs: Sequence[float]) -> list[float | None]:
+        """Sketch quantiles over the window (None when empty or without a sketch)."""
+        if self.sketch is None:
+            return [None] * len(qs)
+        return self.sketch.quantiles(qs)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by this window's arrays and sketches."""
+        size = self.counts.nbytes + self.total.nbytes
+        size += sum(a.itemsize * len(a) for a in (self.sums, self.mins, self.maxs))
+        if self.sketches is not None and self.sketch is not None:
+            size += self.sketch.nbytes + sum(s.nbytes for s in self.sketches if s is not None)
+        return size
+
+    # -- state ------------------------------------------------------------------
+
+    def state(self) -> WindowState:
+        sketches = []
+        if self.sketches is not None:
+            for slot, pane in enumerate(self.sketches):
+                if pane is not None:
+                    blob = self.blobs[slot]
+                    if blob is None:
+                        blob = self.blobs[slot] = pane.to_bytes()
+                    sketches.append((slot, blob))
+        top = int(self.counts.max()) if self.counts.size else 0
+        width = 1 if top < 1 << 8 else 2 if top < 1 << 16 else 4 if top < 1 << 32 else 8
+        return WindowState(
+            head=self.head,
+            width=width,
+            counts=self.counts.astype(f"<u{width}").tobytes(),
+            sums=self.sums.tobytes(),
+            mins=self.mins.tobytes(),
+            maxs=self.maxs.tobytes(),
+            sketches=sketches,
+        )
+
+    def load(self, state: WindowState) -> None:
+        """Replace this window's content by ``state`` (same window and pane width)."""
+        shape = self.counts.shape
+        self.head = state.head
+        if state.width not in (1, 2, 4, 8):
+            raise ValueError(f"bad count width {state.width}")
+        packed = np.frombuffer(state.counts, dtype=f"<u{state.width}")
+        self.counts = packed.astype(np.int64).reshape(shape)
+        self.sums, self.mins, self.maxs = array("d"), array("d"), array("d")
+        self.sums.frombytes(state.sums)
+        self.mins.frombytes(state.mins)
+        self.maxs.frombytes(state.maxs)
+        if not len(self.sums) == len(self.mins) == len(self.maxs) == self.n:
+            raise ValueError("window state does not match the window's pane count")
+        self.total = self.counts.sum(axis=0)
+        if self.sketches is not None:
+            self.sketches = [None] * self.n
+            self.blobs = [None] * self.n
+            self.sketch = LogSketch(RELATIVE_ACCURACY)
+            for slot, data in state.sketches:
+                pane = LogSketch.from_bytes(data)
+                self.sketches[slot] = pane
+                self.blobs[slot] = data
+                self.sketch.merge(pane)
+
+
+class SeriesState(msgspec.Struct, array_like=True):
+    """Serialized :class:`Series`."""
+
+    count: int
+    sum_s: float
+    le_counts: list[int]
+    attempts: int
+    errors: int
+    stage1_late: int
+    max_event_time: float
+    max_received_at: float
+    windows: list[WindowState]
+
+
+class Series:
+    """Rolling windows plus cumulative totals for one (region, sli, kind).
+
+    Cumulative totals (count, sum, ``le_counts``, attempts, errors) only grow:
+    they back the Prometheus histogram and counters.
+    """
+
+    def __init__(self, spec: Spec, sli: str, kind: str) -> None:
+        self.sli = sli
+        self.kind = kind
+        self.is_latency = sli != c.SLI_ERRORS
+        self.edges: tuple[float, ...] = spec.histogram_buckets_s if self.is_latency else ()
+        n_fields = FIRST_EDGE + len(self.edges)
+        quantile_windows = set(spec.quantile_windows_s)
+        self.windows: dict[float, Window] = {}
+        for window_s in sorted({*spec.stream_windows_s, spec.period_s}):
+            width = pane_width(window_s, spec.pane_s)
+            sketched = self.is_latency and window_s in quantile_windows
+            self.windows[window_s] = Window(window_s, width, n_fields, sketched)
+        self.count = 0
+        self.sum_s = 0.0
+        self.le_counts: npt.NDArray[np.int64] = np.zeros(len(self.edges), dtype=np.int64)
+        self.attempts = 0
+        self.errors = 0
+        self.stage1_late = 0
+        self.max_event_time = 0.0
+        self.max_received_at = 0.0
+
+    def check(self, partial: Partial) -> str | None:
+        """Why ``partial`` cannot be applied to this series, or None when it can."""
+        if self.is_latency and len(partial.le_counts) != len(self.edges):
+            return f"le_counts has {len(partial.le_counts)} edges, want {len(self.edges)}"
+        if min(partial.count, partial.attempts, partial.errors, partial.late) < 0:
+            return "negative count"
+        if not math.isfinite(partial.pane_start):
+            return "pane_start is not finite"
+        return None
+
+    def apply(self, partial: Partial) -> bool:
+        """Add ``partial`` to the totals and every window still covering its pane.
+
+        Returns False when at least one window had already passed the pane (late).
+        The caller must have checked the partial with :meth:`check`.
+        """
+        fields = np.zeros(FIRST_EDGE + len(self.edges), dtype=np.int64)
+        fields[COUNT] = partial.count
+        fields[ATTEMPTS] = partial.attempts
+        fields[ERRORS] = partial.errors
+        if self.edges:
+            fields[FIRST_EDGE:] = partial.le_counts
+            np.add(self.le_counts, fields[FIRST_EDGE:], out=self.le_counts)
+        self.count += partial.count
+        self.sum_s += partial.sum_s
+        self.attempts += partial.attempts
+        self.errors += partial.errors
+        self.stage1_late += partial.late
+        self.max_event_time = max(self.max_event_time, partial.max_event_time)
+        self.max_received_at = max(self.max_received_at, partial.max_received_at)
+        sketch = LogSketch.from_bytes(partial.sketch) if partial.sketch else None
+        on_time = True
+        for window in self.windows.values():
+            applied = window.add(
+                partial.pane_start, fields, partial.sum_s, partial.min_s, partial.max_s, sketch
+            )
+            on_time = on_time and applied
+        return on_time
+
+    def advance(self, now: float) -> None:
+        for window in self.windows.values():
+            window.advance(now)
+
+    def window(self, window_s: float) -> Window:
+        return self.windows[window_s]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by all windows and totals of this series."""
+        return sum(w.nbytes for w in self.windows.values()) + self.le_counts.nbytes
+
+    def state(self) -> SeriesState:
+        return SeriesState(
+            count=self.count,
+            sum_s=self.sum_s,
+            le_counts=[int(v) for v in self.le_counts],
+            attempts=self.attempts,
+            errors=self.errors,
+            stage1_late=self.stage1_late,
+            max_event_time=self.max_event_time,
+            max_received_at=self.max_received_at,
+            windows=[w.state() for w in self.windows.values()],
+        )
+
+    def load(self, state: SeriesState) -> None:
+        """Replace this series' content by ``state`` (built from the same spec)."""
+        if len(state.windows) != len(self.windows) or len(state.le_counts) != len(self.edges):
+            raise ValueError("series state does not match the spec's windows or buckets")
+        self.count = state.count
+        self.sum_s = state.sum_s
+        self.le_counts = np.array(state.le_counts, dtype=np.int64)
+        self.attempts = state.attempts
+        self.errors = state.errors
+        self.stage1_late = state.stage1_late
+        self.max_event_time = state.max_event_time
+        self.max_received_at = state.max_received_at
+        for window, window_state in zip(self.windows.values(), state.windows, strict=True):
+            window.load(window_state)
