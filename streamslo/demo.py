@@ -1,0 +1,134 @@
+"""Synthetic player traffic for ``streamslo run --demo``, with an incident switch.
+
+Simulated viewers in every region of the spec start playback (``first_frame``,
+lognormal time to first frame), interact (``interaction``, lognormal round
+trips) and now and then fail to start (fatal ``error``). Each viewer session
+sends one v1 beacon, POSTed through the collector's own HTTP handler (in
+process, no sockets), so demo events take exactly the path real beacons take.
+
+Healthy traffic sits below every latency objective of the default spec
+(p90 <= 150 ms, p95 <= 200 ms, p99 <= 300 ms) with 0.2 % failed starts. An
+*incident* in a region multiplies its latencies about ninefold and raises
+failed starts to 5 %: every latency event is then bad against the p95 and p99
+thresholds (burn rate 20x and 100x), and the error ratio burns at 5x, so the
+operational triggers and the burn-rate tiers develop as they would in a real
+outage.
+
+Example::
+
+    demo = DemoTraffic(spec.regions, send=post_beacon, beacons_per_s=8)
+    demo.set_incident("eu-west-1", True)
+    task = asyncio.create_task(demo.run())
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from slo import conventions as c
+
+SDK = "streamslo-demo/0.1.0"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Latency/error model of one region: lognormal medians (ms) and sigma."""
+
+    ttff_median_ms: float = 60.0
+    ttff_sigma: float = 0.33
+    rtt_median_ms: float = 50.0
+    rtt_sigma: float = 0.38
+    fatal_ratio: float = 0.002
+
+
+HEALTHY = Profile()
+# Medians far above the 300 ms p99 threshold: essentially every event is bad.
+INCIDENT = Profile(ttff_median_ms=550.0, ttff_sigma=0.25, rtt_median_ms=500.0, rtt_sigma=0.25, fatal_ratio=0.05)
+
+
+class DemoTraffic:
+    """Generates beacons for ``regions`` at about ``beacons_per_s`` per region.
+
+    ``send`` receives a JSON-ready beacon dict and returns the HTTP status.
+    """
+
+    def __init__(
+        self,
+        regions: Iterable[str],
+        send: Callable[[dict[str, Any]], Awaitable[int]],
+        *,
+        beacons_per_s: float = 8.0,
+        interactions_per_beacon: float = 2.0,
+        tick_s: float = 0.25,
+        seed: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.regions = tuple(regions)
+        self.send = send
+        self.beacons_per_s = beacons_per_s
+        self.interactions_per_beacon = interactions_per_beacon
+        self.tick_s = tick_s
+        self.clock = clock
+        self.incidents: set[str] = set()
+        self.sent = 0
+        self.refused = 0
+        self._rng = np.random.default_rng(seed)
+        # Regions differ a little, as real ones do, so the page is not uniform.
+        self._skew = {r: 1.0 + 0.04 * i for i, r in enumerate(self.regions)}
+
+    def set_incident(self, region: str, on: bool) -> None:
+        """Switch the incident in ``region`` on or off; unknown regions raise ``KeyError``."""
+        if region not in self.regions:
+            raise KeyError(region)
+        if on:
+            self.incidents.add(region)
+        else:
+            self.incidents.discard(region)
+
+    def beacon(self, region: str, now: float) -> dict[str, Any]:
+        """One viewer session's beacon: a playback start (or failure) and some interactions."""
+        rng = self._rng
+        p = INCIDENT if region in self.incidents else HEALTHY
+        skew = 1.0 if region in self.incidents else self._skew[region]
+        events: list[dict[str, Any]] = []
+        start = now - float(rng.uniform(0.0, 1.0))
+        if rng.random() < p.fatal_ratio:
+            events.append({"type": c.EVENT_ERROR, "ts": start, "code": "MEDIA_ERR_NETWORK", "fatal": True})
+        else:
+            ttff = float(rng.lognormal(np.log(p.ttff_median_ms * skew), p.ttff_sigma))
+            events.append({"type": c.EVENT_FIRST_FRAME, "ts": start, "value_ms": round(ttff, 3)})
+            for rtt in rng.lognormal(np.log(p.rtt_median_ms * skew), p.rtt_sigma, rng.poisson(self.interactions_per_beacon)):
+                events.append({"type": c.EVENT_INTERACTION, "ts": start + 0.2, "value_ms": round(float(rtt), 3), "name": "poll_vote"})
+        return {
+            "v": 1,
+            "session_id": uuid.uuid4().hex,
+            "seq": 1,
+            "sent_at": now,
+            "region": region,
+            "sdk": SDK,
+            "kind": c.KIND_RUM,
+            "events": events,
+        }
+
+    async def tick(self) -> None:
+        """Send one tick's worth of beacons for every region."""
+        now = self.clock()
+        for region in self.regions:
+            for _ in range(int(self._rng.poisson(self.beacons_per_s * self.tick_s))):
+                status = await self.send(self.beacon(region, now))
+                self.sent += 1
+                self.refused += not (200 <= status < 300)
+
+    async def run(self) -> None:
+        """Send traffic until cancelled."""
+        while True:
+            started = time.monotonic()
+            await self.tick()
+            await asyncio.sleep(max(0.0, self.tick_s - (time.monotonic() - started)))

@@ -1,0 +1,173 @@
+"""``streamslo run``: the embedded all-in-one (collector + engine + /metrics + status page).
+
+One process, no Kafka, no Docker. The collector app (``collector/app.py``)
+takes beacons at ``POST /v1/beacons`` and hands them to the in-process engine
+(``streamslo/engine.py``: the same stage-1/stage-2 code the Faust workers
+run); ``/metrics`` serves the collector's and the engine's metrics from one
+registry, with the names of the distributed mode; ``/`` is the status page.
+
+When to use: trying streamslo, a single-host deployment, tests. For more
+traffic than one core handles, run the distributed roles (``docker-compose.yml``).
+
+Example::
+
+    streamslo run --demo                       # http://127.0.0.1:8080/
+    streamslo run --spec my.yaml --port 9000
+    streamslo run --demo --incident eu-west-1  # start with an incident in eu-west-1
+    curl -X POST 'http://127.0.0.1:8080/api/demo/incident?region=eu-west-1&on=0'
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, HTTPException
+from prometheus_client import CollectorRegistry
+
+from collector.app import INGEST_PATH, create_app
+from collector.config import CollectorConfig
+from collector.exporters import InProcessExporter
+from slo.exposition import EngineCollector
+from slo.model import Spec
+from slo.spec import DEFAULT_SPEC_PATH, SpecError, load_spec
+from slo.stream.metrics import StreamCollector
+from streamslo.demo import DemoTraffic
+from streamslo.engine import Engine
+from streamslo.status import mount_status
+
+log = logging.getLogger("streamslo.embedded")
+
+
+def build_app(
+    spec: Spec,
+    *,
+    demo: bool = False,
+    incidents: Sequence[str] = (),
+    flush_interval_s: float = 0.5,
+    demo_beacons_per_s: float = 8.0,
+    registry: CollectorRegistry | None = None,
+) -> tuple[FastAPI, Engine]:
+    """Assemble the embedded app; its lifespan runs the engine (and the demo traffic)."""
+    registry = registry if registry is not None else CollectorRegistry()
+    engine = Engine(spec, flush_interval_s=flush_interval_s)
+    config = CollectorConfig(regions=tuple(spec.regions), require_key=False)
+    app = create_app(config, InProcessExporter(engine.sink), registry)
+    registry.register(EngineCollector(engine.snapshot, spec))
+    # The worker's self-metrics (duplicates, late events, lag) read the same engine.
+    registry.register(StreamCollector(engine))
+    mount_status(app, engine.status)
+
+    traffic: DemoTraffic | None = None
+    client: httpx.AsyncClient | None = None
+    if demo:
+        # The demo POSTs through the app itself (ASGI, no socket): the same
+        # validation and enrichment as a real player's beacon.
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://embedded")
+
+        async def send(beacon: dict[str, Any]) -> int:
+            return (await client.post(INGEST_PATH, json=beacon)).status_code
+
+        traffic = DemoTraffic(spec.regions, send, beacons_per_s=demo_beacons_per_s)
+        for region in incidents:
+            traffic.set_incident(region, True)
+        engine.incidents = lambda: traffic.incidents if traffic else set()
+        _add_demo_routes(app, traffic)
+
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: FastAPI) -> AsyncIterator[Any]:
+        async with inner(a) as state:
+            tasks = [asyncio.create_task(engine.run(), name="engine-flush")]
+            if traffic is not None:
+                tasks.append(asyncio.create_task(traffic.run(), name="demo-traffic"))
+            try:
+                yield state
+            finally:
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                if client is not None:
+                    await client.aclose()
+
+    app.router.lifespan_context = lifespan
+    app.state.engine = engine
+    app.state.demo = traffic
+    return app, engine
+
+
+def _add_demo_routes(app: FastAPI, traffic: DemoTraffic) -> None:
+    @app.get("/api/demo", tags=["demo"])
+    async def demo_state() -> dict[str, Any]:
+        """Demo traffic: regions, incidents switched on, beacons sent."""
+        return {"regions": list(traffic.regions), "incidents": sorted(traffic.incidents), "sent": traffic.sent}
+
+    @app.post("/api/demo/incident", tags=["demo"])
+    async def demo_incident(region: str, on: int = 1) -> dict[str, Any]:
+        """Switch the demo incident in ``region`` on (``on=1``) or off (``on=0``)."""
+        try:
+            traffic.set_incident(region, bool(on))
+        except KeyError:
+            raise HTTPException(status_code=400, detail=f"unknown region {region!r}; demo regions: {', '.join(traffic.regions)}") from None
+        log.warning("demo incident in %s switched %s", region, "on" if on else "off")
+        return {"incidents": sorted(traffic.incidents)}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="streamslo run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--spec", default=str(DEFAULT_SPEC_PATH), help="SLO spec file (default: the built-in spec)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    parser.add_argument("--demo", action="store_true", help="add synthetic traffic for every region of the spec")
+    parser.add_argument("--incident", action="append", default=[], metavar="REGION",
+                        help="start the demo with an incident in REGION (repeatable; implies --demo)")
+    parser.add_argument("--demo-rate", type=float, default=8.0, help="demo beacons per second per region (default 8)")
+    parser.add_argument("--flush-interval", type=float, default=0.5, help="engine flush period in seconds (default 0.5)")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    args = parser.parse_args(argv)
+
+    try:
+        spec, problems = load_spec(args.spec)
+    except (OSError, SpecError) as exc:
+        print(f"streamslo run: {exc}", file=sys.stderr)
+        return 1
+    for problem in problems:
+        print(f"{args.spec}: {problem}", file=sys.stderr)
+    unknown = [r for r in args.incident if r not in spec.regions]
+    if unknown:
+        print(f"streamslo run: --incident {unknown[0]!r} is not a region of the spec ({', '.join(spec.regions)})", file=sys.stderr)
+        return 2
+    if not 0.05 <= args.flush_interval <= 10:
+        print("streamslo run: --flush-interval must be between 0.05 and 10 seconds", file=sys.stderr)
+        return 2
+
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        # The embedded collector takes beacons without an ingest key.
+        print(f"streamslo run: warning: listening on {args.host} without ingest keys; "
+              "anyone who can reach it can send beacons", file=sys.stderr)
+
+    import uvicorn  # imported here so `streamslo run --help` stays fast
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The demo's in-process requests would log one line per beacon.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
+    demo = args.demo or bool(args.incident)
+    app, _ = build_app(spec, demo=demo, incidents=args.incident, flush_interval_s=args.flush_interval,
+                       demo_beacons_per_s=args.demo_rate)
+    base = f"http://{args.host}:{args.port}"
+    print(f"streamslo run: spec {spec.name!r} ({len(spec.slos)} SLOs, regions {', '.join(spec.regions)})"
+          f"{', demo traffic on' if demo else ''}\n"
+          f"  status page  {base}/\n  metrics      {base}/metrics\n  beacons      POST {base}{INGEST_PATH}",
+          flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    return 0

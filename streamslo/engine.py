@@ -1,0 +1,280 @@
+"""The in-process engine: stage 1 and stage 2 driven without Kafka, plus the status view.
+
+``streamslo run`` hands every beacon the collector accepts to
+:meth:`Engine.sink`; a background task (:meth:`Engine.run`) flushes stage 1
+into stage 2 every ``flush_interval_s``. These are the very classes the Faust
+agents drive (``slo/stage1.py``, ``slo/stage2.py``); only the transport
+differs: a running counter stands in for the Kafka offset, so stage 2's
+idempotence bookkeeping works unchanged. Everything runs on the event loop's
+thread (the collector's handlers and ``/metrics`` are async), so no locks.
+
+When to use: the embedded mode and tests that want the real engine without a
+broker. Example::
+
+    engine = Engine(spec)
+    exporter = InProcessExporter(engine.sink)
+    registry.register(EngineCollector(engine.snapshot, spec))
+    asyncio.create_task(engine.run())
+    engine.status()          # the JSON the status page renders
+
+The status JSON (``GET /api/status``, rendered by ``streamslo/status/app.js``)::
+
+    {"spec": "live-streaming", "generated_at": 1764151234.5, "kind": "rum",
+     "windows": ["1m", "5m", "1h"],
+     "tiers": [{"name": "fast", "long": "1h", "short": "5m", "factor": 14.4, "severity": "page"}],
+     "demo": null | {"incidents": ["eu-west-1"]},
+     "regions": [{
+       "region": "eu-west-1", "status": "ok" | "warn" | "breach" | "no_data",
+       "incident": false, "events_1m": 950, "freshness_s": 0.8,
+       "latency": [{"sli": "ttff", "quantile": 0.95, "threshold_ms": 200.0,
+                    "values_ms": {"1m": 141.2, "5m": null}, "breach": {"1m": false, "5m": false}}],
+       "errors": {"max_ratio": 0.01, "ratio": {"5m": 0.002}, "breach": {"5m": false}} | null,
+       "slos": [{"slo": "ttff-p95", "budget_remaining": 0.98,
+                 "tiers": [{"tier": "fast", "factor": 14.4, "long": 0.1, "short": 0.3, "firing": false}]}],
+       "triggers": [{"name": "scale_out", "action": "...", "condition": true, "since_s": 35.0,
+                     "for_s": 120.0, "firing": false}],
+       "trend": {"window": "1m", "t": [...], "series": {"ttff p95": [...], "ttff p99": [...]},
+                 "thresholds_ms": {"ttff p95": 200.0, "ttff p99": 300.0}}}]}
+
+Status of a region: ``breach`` when a burn-rate tier or a trigger fires or
+the shortest window is above a threshold; ``warn`` when a trigger's condition
+holds or a longer window is above a threshold; ``no_data`` without events in
+the shortest window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from slo import conventions as c
+from slo.beacon import Beacon
+from slo.durations import format_duration
+from slo.model import Spec
+from slo.stage1 import Stage1
+from slo.stage2 import RegionSnapshot, Snapshot, Stage2
+
+log = logging.getLogger(__name__)
+
+SOURCE = "embedded"
+TREND_POINTS = 150  # 5 minutes at one point per 2 s
+
+
+class Engine:
+    """Stage 1 + stage 2 in one process; see the module docstring."""
+
+    def __init__(
+        self,
+        spec: Spec,
+        *,
+        flush_interval_s: float = 0.5,
+        trend_every_s: float = 2.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.spec = spec
+        self.stage1 = Stage1(spec)
+        self.stage2 = Stage2(spec)
+        self.flush_interval_s = flush_interval_s
+        self.trend_every_s = trend_every_s
+        self.clock = clock
+        self.offset = 0
+        self.flushes = 0
+        self.incidents: Callable[[], set[str]] | None = None
+        self._snapshot: Snapshot | None = None
+        self._snapshot_flush = -1
+        self._trend_at = 0.0
+        self._trend: dict[str, deque[tuple[float, float | None, float | None]]] = {}
+        # For slo.stream.metrics.StreamCollector, which reads a worker's runtime:
+        # the engine is its own "runner" and has no partials topic to lag on.
+        self.runner = self
+        self.partials_lag: dict[int, int] = {}
+        self._trend_sli = c.SLI_TTFF if c.SLI_TTFF in spec.latency_slis or not spec.latency_slis else spec.latency_slis[0]
+        self._trend_window = min(spec.quantile_windows_s)
+
+    # -- the transport ------------------------------------------------------------
+
+    def sink(self, beacon: Beacon) -> None:
+        """The in-process exporter's sink: one beacon at the next offset."""
+        self.offset += 1
+        self.stage1.add(beacon, SOURCE, self.offset)
+
+    def flush(self, now: float | None = None) -> int:
+        """Move stage 1's partials into stage 2 and slide the windows; return the partial count."""
+        now = self.clock() if now is None else now
+        partials = self.stage1.flush(SOURCE, now)
+        for partial in partials:
+            self.stage2.apply(partial)
+        self.stage2.advance(now)
+        self.flushes += 1
+        if now - self._trend_at >= self.trend_every_s:
+            self._trend_at = now
+            self._record_trend(self.snapshot(now))
+        return len(partials)
+
+    def snapshot(self, now: float | None = None) -> Snapshot:
+        """Stage 2's view, recomputed at most once per flush (a scrape between flushes reuses it)."""
+        if self._snapshot is None or self._snapshot_flush != self.flushes:
+            self._snapshot = self.stage2.snapshot(self.clock() if now is None else now)
+            self._snapshot_flush = self.flushes
+        return self._snapshot
+
+    def lag(self) -> dict[int, int]:
+        """Beacons accepted but not yet flushed to stage 2 (the in-process "partition" 0)."""
+        pending = self.stage1.pending(SOURCE)
+        return {0: pending[1] - pending[0] if pending else 0}
+
+    async def run(self) -> None:
+        """Flush every ``flush_interval_s`` until cancelled; a failing flush is logged, not fatal."""
+        while True:
+            await asyncio.sleep(self.flush_interval_s)
+            try:
+                self.flush()
+            except Exception:  # keep serving: one bad flush must not stop the engine
+                log.exception("engine flush failed")
+
+    # -- the status view ----------------------------------------------------------
+
+    def _record_trend(self, snap: Snapshot) -> None:
+        for name, region in snap.regions.items():
+            series = region.series.get((self._trend_sli, self.spec.evaluate_kind))
+            q = series.quantiles.get(self._trend_window, {}) if series else {}
+            points = self._trend.setdefault(name, deque(maxlen=TREND_POINTS))
+            points.append((snap.now, q.get(0.95), q.get(0.99)))
+
+    def status(self) -> dict[str, Any]:
+        """The status page's JSON (shape in the module docstring)."""
+        snap = self.snapshot()
+        incidents = self.incidents() if self.incidents is not None else None
+        names = list(self.spec.regions) + sorted(set(snap.regions) - set(self.spec.regions))
+        return {
+            "spec": self.spec.name,
+            "generated_at": snap.now,
+            "kind": self.spec.evaluate_kind,
+            "windows": [format_duration(w) for w in self.spec.quantile_windows_s],
+            "tiers": [
+                {"name": t.name, "long": format_duration(t.long_s), "short": format_duration(t.short_s),
+                 "factor": t.factor, "severity": t.severity}
+                for t in self.spec.tiers
+            ],
+            "demo": None if incidents is None else {"incidents": sorted(incidents)},
+            "regions": [
+                region_status(self.spec, name, snap.regions.get(name), snap.now,
+                              self._trend_json(name), incident=bool(incidents and name in incidents))
+                for name in names
+            ],
+        }
+
+    def _trend_json(self, region: str) -> dict[str, Any]:
+        points = list(self._trend.get(region, ()))
+        sli = self._trend_sli
+        thresholds = {
+            f"{sli} p{round(s.quantile * 100)}": _ms(s.threshold_s)
+            for s in self.spec.slos
+            if s.sli == sli and s.quantile in (0.95, 0.99) and s.threshold_s is not None
+        }
+        return {
+            "window": format_duration(self._trend_window),
+            "t": [p[0] for p in points],
+            "series": {f"{sli} p95": [_ms(p[1]) for p in points], f"{sli} p99": [_ms(p[2]) for p in points]},
+            "thresholds_ms": thresholds,
+        }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000.0, 3)
+
+
+def region_status(
+    spec: Spec,
+    name: str,
+    region: RegionSnapshot | None,
+    now: float,
+    trend: dict[str, Any],
+    *,
+    incident: bool = False,
+) -> dict[str, Any]:
+    """One region's card of the status JSON; ``region`` None means no data yet."""
+    windows = spec.quantile_windows_s
+    labels = [format_duration(w) for w in windows]
+    kind = spec.evaluate_kind
+    latency, errors = [], None
+    for slo in spec.slos:
+        series = region.series.get((slo.sli, kind)) if region else None
+        if slo.is_latency and slo.threshold_s is not None and slo.quantile is not None:
+            values = {
+                label: _ms(series.quantiles.get(w, {}).get(slo.quantile) if series else None)
+                for w, label in zip(windows, labels, strict=True)
+            }
+            threshold_ms = _ms(slo.threshold_s)
+            latency.append({
+                "sli": slo.sli, "quantile": slo.quantile, "threshold_ms": threshold_ms, "values_ms": values,
+                "breach": {k: v is not None and threshold_ms is not None and v > threshold_ms for k, v in values.items()},
+            })
+        elif slo.sli == c.SLI_ERRORS and region is not None:
+            # Error ratios per window come from the SLO's burn rates (ratio = burn x budget),
+            # available for the alerting windows only.
+            snap = region.slos[slo.name]
+            ratios = {
+                label: (snap.burn_rates[w] * slo.budget if w in snap.burn_rates and snap.events.get(w) else None)
+                for w, label in zip(windows, labels, strict=True)
+            }
+            errors = {"max_ratio": slo.budget, "ratio": ratios,
+                      "breach": {k: v is not None and v > slo.budget for k, v in ratios.items()}}
+    slos = []
+    for slo in spec.slos:
+        s = region.slos.get(slo.name) if region else None
+        slos.append({
+            "slo": slo.name,
+            "budget_remaining": s.budget_remaining if s and s.events.get(spec.period_s) else None,
+            "tiers": [
+                {"tier": t.tier, "factor": t.factor, "long": t.long_burn if t.long_events else None,
+                 "short": t.short_burn if t.long_events else None, "firing": t.firing}
+                for t in (s.tiers if s else ())
+            ],
+        })
+    triggers = []
+    for trig in spec.triggers:
+        state = region.triggers.get(trig.name) if region else None
+        triggers.append({
+            "name": trig.name, "action": trig.action, "for_s": trig.for_s,
+            "condition": bool(state and state.condition), "firing": bool(state and state.active),
+            "since_s": (now - state.since) if state and state.since is not None else None,
+        })
+    events = 0
+    if region:
+        for sli in spec.latency_slis:
+            series = region.series.get((sli, kind))
+            events += series.window_events.get(windows[0], 0) if series else 0
+    return {
+        "region": name,
+        "status": _overall(latency, errors, slos, triggers, labels[0], events),
+        "incident": incident,
+        "events_1m": events,
+        "freshness_s": region.freshness_s if region else None,
+        "latency": latency,
+        "errors": errors,
+        "slos": slos,
+        "triggers": triggers,
+        "trend": trend,
+    }
+
+
+def _overall(
+    latency: list[dict[str, Any]],
+    errors: dict[str, Any] | None,
+    slos: list[dict[str, Any]],
+    triggers: list[dict[str, Any]],
+    shortest: str,
+    events: int,
+) -> str:
+    rows = [*latency, *([errors] if errors else [])]
+    firing = any(t["firing"] for s in slos for t in s["tiers"]) or any(t["firing"] for t in triggers)
+    if firing or any(r["breach"].get(shortest) for r in rows):
+        return "breach"
+    if any(t["condition"] for t in triggers) or any(any(r["breach"].values()) for r in rows):
+        return "warn"
+    return "ok" if events else "no_data"
