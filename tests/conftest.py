@@ -9,6 +9,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
+pytest_plugins = ["tests.fixtures_kafka", "tests.fixtures_prometheus"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(

@@ -1,0 +1,60 @@
+"""Detection times of the burn-rate tiers: how long until an alert fires.
+
+Use :func:`detection_s` for one (SLO, tier) and :func:`markdown_table` for the
+table in ``docs/alerting.md`` (a test keeps the doc equal to this output).
+
+SRE Workbook: when a fraction ``bad`` of events turns bad after a good
+history, the long-window error ratio grows linearly and crosses
+``factor x budget`` after ``factor x budget x long / bad`` (the short window
+crosses sooner), plus the tier's ``for:``. A tier whose threshold exceeds
+``bad`` never fires.
+
+>>> from slo.spec import load_spec
+>>> spec, _ = load_spec()
+>>> slo = spec.slo("ttff-p99")
+>>> round(detection_s(spec.resolved_tiers(slo)[0], slo) / 60, 1)
+8.6
+"""
+
+from __future__ import annotations
+
+from slo.durations import format_duration
+from slo.model import SLO, ResolvedTier, Spec
+
+__all__ = ["detection_s", "markdown_table"]
+
+
+def detection_s(resolved: ResolvedTier, slo: SLO, bad: float = 1.0) -> float | None:
+    """Seconds from the start of an incident of error ratio ``bad`` to firing, or None."""
+    threshold = resolved.factor * slo.budget
+    if threshold > bad:
+        return None
+    return threshold * resolved.tier.long_s / bad + resolved.tier.for_s
+
+
+def _minutes(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    if seconds >= 2 * 3600:
+        return f"{seconds / 3600:.3g} h"
+    return f"{seconds / 60:.3g} min"
+
+
+def markdown_table(spec: Spec, bad: float = 1.0) -> str:
+    """Detection time per SLO and tier when ``bad`` of the events turn bad."""
+    heads = [
+        f"{t.name} {t.factor:g}x/{format_duration(t.long_s)} ({t.severity})" for t in spec.tiers
+    ]
+    lines = [
+        f"| SLO (budget) | max burn | {' | '.join(heads)} |",
+        "|---|---|" + "---|" * len(spec.tiers),
+    ]
+    for slo in sorted(spec.slos, key=lambda s: s.name):
+        cells = []
+        for resolved in spec.resolved_tiers(slo):
+            cell = _minutes(detection_s(resolved, slo, bad))
+            if resolved.adapted:
+                cell += f" (adapted to {resolved.factor:g}x)"
+            cells.append(cell)
+        lines.append(f"| {slo.name} ({slo.budget:.3g}) | {slo.max_burn_rate:.3g}x | {' | '.join(cells)} |")
+    return "\n".join(lines) + "\n"

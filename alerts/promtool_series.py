@@ -1,0 +1,84 @@
+"""Shared pieces of the generated promtool tests: series notation, expected alerts, group order.
+
+Use :func:`ramp` to write a counter in promtool's expanding notation,
+:func:`sli_series` for the counters of one SLO in one region, and
+:func:`expected` for an alert as promtool compares it (labels and rendered
+annotations).
+
+>>> ramp([(100, 2), (20, 2)])
+'0+100x2 220+20x1'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alerts import alerting, promql
+from slo import conventions as c
+from slo.model import SLO
+
+__all__ = ["GROUP_ORDER", "Series", "TestGroup", "expected", "num", "ramp", "series", "sli_series"]
+
+# promtool evaluates groups in name order unless told; records must come
+# first so an alert sees the records of the same evaluation, as the tier
+# steps (up to hours) are far longer than the 5m lookback.
+GROUP_ORDER = [
+    c.GROUP_SLI_RECORDINGS,
+    c.GROUP_META_RECORDINGS,
+    c.GROUP_BURN_ALERTS,
+    c.GROUP_TRIGGER_ALERTS,
+    c.GROUP_PIPELINE_ALERTS,
+]
+
+Series = dict[str, str]
+TestGroup = dict[str, Any]
+
+
+
+def num(value: float) -> str:
+    return promql.fmt_number(round(value, 9))
+
+
+def ramp(segments: list[tuple[float, int]]) -> str:
+    """promtool series notation for a counter growing by ``inc`` per sample for ``n`` samples.
+
+    ``[(100, 10), (20, 5)]``: 11 samples growing by 100 (from 0), then 5 more growing by 20.
+    """
+    parts, value, first = [], 0.0, True
+    for inc, count in segments:
+        if first:
+            parts.append(f"0+{num(inc)}x{count}")
+            value = inc * count
+            first = False
+        else:
+            value += inc
+            parts.append(f"{num(value)}+{num(inc)}x{count - 1}")
+            value += inc * (count - 1)
+    return " ".join(parts)
+
+
+def series(metric: str, labels: dict[str, str], values: str) -> Series:
+    return {"series": promql.selector(metric, **labels), "values": values}
+
+
+def sli_series(slo: SLO, kind: str, region: str, n: float, ratio: float, before: int, after: int) -> list[Series]:
+    """Counters for one region: ``n`` events per sample, all good for ``before`` samples, then ``ratio`` bad."""
+    base = {c.LABEL_REGION: region, c.LABEL_KIND: kind}
+    if slo.is_latency:
+        assert slo.threshold_s is not None
+        labels = base | {c.LABEL_SLI: slo.sli}
+        good = ramp([(n, before), (n * (1 - ratio), after)])
+        return [
+            series(c.METRIC_LATENCY_COUNT, labels, ramp([(n, before + after)])),
+            series(c.METRIC_LATENCY_BUCKET, labels | {c.LABEL_LE: promql.le_label(slo.threshold_s)}, good),
+        ]
+    return [
+        series(c.METRIC_ATTEMPTS, base, ramp([(n, before + after)])),
+        series(c.METRIC_ERRORS, base, ramp([(0, before), (n * ratio, after)])),
+    ]
+
+
+def expected(rule: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
+    all_labels = labels | rule["labels"]
+    annotations = {k: alerting.render(v, all_labels) for k, v in rule["annotations"].items()}
+    return {"exp_labels": dict(sorted(all_labels.items())), "exp_annotations": annotations}
