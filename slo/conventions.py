@@ -33,6 +33,7 @@ LABEL_REASON: Final = "reason"
 LABEL_PARTITION: Final = "partition"
 LABEL_EXPORTER: Final = "exporter"
 LABEL_LE: Final = "le"
+LABEL_STAGE: Final = "stage"  # stream self-metrics: "1" or "2"
 
 # --- Label values -------------------------------------------------------------
 KIND_RUM: Final = "rum"
@@ -88,6 +89,28 @@ METRIC_STREAM_PARTIALS: Final = "streamslo_stream_partials_total"
 OUTCOME_ACCEPTED: Final = "accepted"
 OUTCOME_REFUSED: Final = "refused"
 OUTCOME_FAILED: Final = "failed"
+
+# Reasons of streamslo_collector_refused_total (a small fixed set; see docs/collector.md).
+REASON_MALFORMED: Final = "malformed"  # 400: not JSON, bad gzip, wrong encoding
+REASON_INVALID: Final = "invalid"  # 422: schema, type or range violation
+REASON_TOO_LARGE: Final = "too_large"  # 413: body over the cap (after decompression)
+REASON_TOO_MANY_EVENTS: Final = "too_many_events"  # 422: events per beacon over the cap
+REASON_EVENT_TOO_OLD: Final = "event_too_old"  # 422: corrected event time too far back
+REASON_EVENT_IN_FUTURE: Final = "event_in_future"  # 422: corrected event time ahead
+REASON_UNAUTHORIZED: Final = "unauthorized"  # 401: missing or unknown ingest key
+REASON_RATE_LIMITED: Final = "rate_limited"  # 429: the key's token bucket is empty
+REASON_UNSUPPORTED_MEDIA: Final = "unsupported_media_type"  # 415: content type/encoding
+REFUSAL_REASONS: Final = (
+    REASON_MALFORMED,
+    REASON_INVALID,
+    REASON_TOO_LARGE,
+    REASON_TOO_MANY_EVENTS,
+    REASON_EVENT_TOO_OLD,
+    REASON_EVENT_IN_FUTURE,
+    REASON_UNAUTHORIZED,
+    REASON_RATE_LIMITED,
+    REASON_UNSUPPORTED_MEDIA,
+)
 
 # --- Recording rules (Sloth's shape) -----------------------------------------
 RECORD_SLI_ERROR_PREFIX: Final = "slo:sli_error:ratio_rate"

@@ -1,0 +1,395 @@
+"""Ingest throughput and latency: this collector vs a FastAPI + pydantic baseline, one run.
+
+Each leg starts a server *process* (uvicorn, uvloop + httptools, 1 worker,
+pinned to CPU 0) and drives it from this process (pinned to CPU 1) with a
+loopback HTTP/1.1 keep-alive load generator written on raw asyncio
+protocols (cheap enough to saturate one server core). Traffic goes to
+127.0.0.1 only and every phase is bounded by a request count and a time.
+
+Legs (20-event beacons, unique (session_id, seq) per request):
+
+- ``floor``: a raw ASGI app that reads the body and answers 202 (uvicorn's own cost);
+- ``pydantic``: FastAPI route with a pydantic body model, answering 202 (the baseline);
+- ``inprocess``: this collector with the InProcessExporter (no-op sink);
+- ``kafka``: this collector producing to a real broker (acks=all, idempotent),
+  started with ``scripts.kafka.KafkaBroker``; topic with 4 partitions.
+
+Phases per leg: closed loop at ``--concurrency`` connections (max rate,
+p50/p99), then open loop at 70 % of that max rate (latency measured from
+each request's scheduled send time, so queueing counts).
+
+    python bench/bench_ingest.py                      # all legs
+    python bench/bench_ingest.py --legs pydantic,inprocess --seconds 3
+
+Targets (issue 3): >= 10k beacons/s on one core with acks=all; p99 <= 20 ms at
+70 % of that rate; >= 2x the pydantic baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+KEY = "bench-key-0123456789"
+TOPIC = "bench-beacons"
+EVENTS = 20
+
+
+# --- servers (run in a child process) -----------------------------------------
+
+class PydEvent(BaseModel):
+    type: Literal["first_frame", "interaction", "error"]
+    ts: float
+    value_ms: float | None = None
+    name: str | None = None
+    code: str | None = None
+    fatal: bool = False
+
+
+class PydBeacon(BaseModel):
+    v: Literal[1]
+    session_id: str
+    seq: int
+    sent_at: float
+    region: str = ""
+    sdk: str = ""
+    kind: Literal["rum", "probe"] = "rum"
+    events: list[PydEvent]
+
+
+def pydantic_app() -> Any:
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.post("/v1/beacons", status_code=202)
+    async def ingest(beacon: PydBeacon) -> dict[str, Any]:
+        return {"status": "accepted", "events": len(beacon.events)}
+
+    @app.get("/readyz")
+    async def readyz() -> dict[str, str]:
+        return {"status": "ready"}
+
+    return app
+
+
+async def floor_app(scope: Any, receive: Any, send: Any) -> None:
+    """Raw ASGI: read the body, answer 202. The cost of uvicorn + HTTP alone."""
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+    status = 202 if scope["method"] == "POST" else 200  # GET /readyz: ready
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-length", b"2"), (b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": b"{}"})
+
+
+def collector_app(kafka: str | None) -> Any:
+    from collector.app import create_app
+    from collector.config import CollectorConfig
+    from collector.exporters import InProcessExporter, KafkaExporter
+
+    cfg = CollectorConfig(regions=("eu-west-1", "us-east-1"), keys=frozenset({KEY}), rate_per_key=0)
+    exporter = KafkaExporter(kafka, TOPIC) if kafka else InProcessExporter(lambda b: None)
+    return create_app(cfg, exporter)
+
+
+def make_app(leg: str, kafka: str | None) -> Any:
+    if leg == "floor":
+        return floor_app
+    if leg == "pydantic":
+        return pydantic_app()
+    return collector_app(kafka if leg == "kafka" else None)
+
+
+def granian_factory() -> Any:
+    """Import target for granian (it loads the app by name in its worker)."""
+    return make_app(os.environ["BENCH_LEG"], os.environ.get("BENCH_KAFKA") or None)
+
+
+def serve(leg: str, port: int, kafka: str | None, pin: bool, server: str) -> None:
+    if pin and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {0})  # inherited by granian's worker and threads
+    if server == "granian":
+        from granian.constants import Interfaces, Loops
+        from granian.server import Server
+
+        os.environ["BENCH_LEG"], os.environ["BENCH_KAFKA"] = leg, kafka or ""
+        Server("bench.bench_ingest:granian_factory", address="127.0.0.1", port=port,
+               interface=Interfaces.ASGI, workers=1, loop=Loops.uvloop, factory=True,
+               log_level="warning", working_dir=ROOT).serve()  # type: ignore[arg-type]
+        return
+    import uvicorn
+
+    uvicorn.run(make_app(leg, kafka), host="127.0.0.1", port=port, loop="uvloop", http="httptools",
+                access_log=False, log_level="warning", server_header=False, date_header=False)
+
+
+# --- load generator -------------------------------------------------------------
+
+class Requests:
+    """Unique 20-event beacons as ready-to-write HTTP/1.1 requests."""
+
+    def __init__(self) -> None:
+        now = time.time()
+        events = ",".join(
+            f'{{"type":"{"first_frame" if i % 4 == 0 else "interaction"}","ts":{now - 5 + i * 0.1:.3f},'
+            f'"value_ms":{50 + i * 7.5}}}' for i in range(EVENTS))
+        self._prefix = b'{"v":1,"session_id":"bench-'
+        self._middle = b'","seq":'
+        self._suffix = (f',"sent_at":{now:.3f},"region":"eu-west-1","sdk":"bench/1",'
+                        f'"kind":"rum","events":[{events}]}}').encode()
+        self._head = (b"POST /v1/beacons HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      b"Content-Type: application/json\r\nX-Ingest-Key: " + KEY.encode() +
+                      b"\r\nContent-Length: ")
+        self.n = 0
+
+    def next(self) -> bytes:
+        self.n += 1
+        body = b"%s%d%s%d%s" % (self._prefix, self.n % 997, self._middle, self.n, self._suffix)
+        return b"%s%d\r\n\r\n%s" % (self._head, len(body), body)
+
+
+class Conn(asyncio.Protocol):
+    """One keep-alive connection; ``request()`` resolves with the status code."""
+
+    def __init__(self) -> None:
+        self.buf = b""
+        self.fut: asyncio.Future[int] | None = None
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        end = self.buf.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = self.buf[:end].lower()
+        i = head.find(b"content-length:")
+        length = int(head[i + 15:head.find(b"\r\n", i) if head.find(b"\r\n", i) > 0 else None]) if i >= 0 else 0
+        if len(self.buf) < end + 4 + length:
+            return
+        status = int(self.buf[9:12])
+        self.buf = self.buf[end + 4 + length:]
+        if self.fut is not None and not self.fut.done():
+            self.fut.set_result(status)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.fut is not None and not self.fut.done():
+            self.fut.set_exception(ConnectionError("closed"))
+
+    async def request(self, data: bytes) -> int:
+        self.fut = asyncio.get_running_loop().create_future()
+        self.transport.write(data)
+        return await self.fut
+
+
+async def run_load(port: int, concurrency: int, seconds: float, max_requests: int,
+                   rate: float | None, reqs: Requests) -> dict[str, Any]:
+    """Closed loop (rate None) or open loop at ``rate``/s; returns rate and latency figures."""
+    loop = asyncio.get_running_loop()
+    conns = [(await loop.create_connection(Conn, "127.0.0.1", port))[1] for _ in range(concurrency)]
+    lat: list[float] = []
+    statuses: dict[int, int] = {}
+    start = time.perf_counter()
+    deadline = start + seconds
+    counter = iter(range(max_requests))
+
+    async def worker(conn: Conn) -> None:
+        for k in counter:
+            if rate is None:
+                t0 = time.perf_counter()
+            else:
+                t0 = start + k / rate  # scheduled time: queueing delay counts
+                wait = t0 - time.perf_counter()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            if t0 > deadline:
+                return
+            status = await conn.request(reqs.next())
+            lat.append(time.perf_counter() - t0)
+            statuses[status] = statuses.get(status, 0) + 1
+
+    await asyncio.gather(*(worker(c) for c in conns))
+    elapsed = time.perf_counter() - start
+    for c in conns:
+        c.transport.close()
+    a = np.array(lat) * 1000.0
+    return {"n": len(lat), "rps": len(lat) / elapsed, "elapsed": elapsed, "p50": float(np.percentile(a, 50)),
+            "p99": float(np.percentile(a, 99)), "statuses": statuses}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` and its live descendants (Linux /proc)."""
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    tree, total = {pid}, 0.0
+    for _ in range(4):  # a server forks at most a couple of levels deep
+        tree |= {p for p, (ppid, _) in stats.items() if ppid in tree}
+    total = sum(stats[p][1] for p in tree if p in stats)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def measured(pid: int, phase: Any) -> dict[str, Any]:
+    """Run a load phase and add the server's beacons per CPU-second (robust to a shared machine)."""
+    cpu0 = cpu_seconds(pid)
+    result: dict[str, Any] = asyncio.run(phase)
+    cpu = cpu_seconds(pid) - cpu0
+    result["per_cpu_s"] = result["n"] / cpu if cpu > 0 else float("nan")
+    result["cpu_util"] = cpu / result["elapsed"]
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    import httpx
+
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError("server not ready")
+
+
+def create_topic(bootstrap: str, partitions: int = 4) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    async def go() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(TOPIC, partitions, 1)])
+        finally:
+            await admin.close()
+
+    asyncio.run(go())
+
+
+def bench_leg(leg: str, args: argparse.Namespace, kafka: str | None) -> dict[str, Any]:
+    port = free_port()
+    cmd = [sys.executable, __file__, "--serve", leg, "--port", str(port)]
+    if args.no_pin:
+        cmd.append("--no-pin")
+    cmd += ["--server", args.server]
+    if kafka:
+        cmd += ["--kafka", kafka]
+    proc = subprocess.Popen(cmd, cwd=ROOT)
+    try:
+        wait_ready(port, proc)
+        reqs = Requests()
+        asyncio.run(run_load(port, args.concurrency, 1.0, 5_000, None, reqs))  # warm-up
+        peak = measured(proc.pid, run_load(port, args.concurrency, args.seconds,
+                                           args.max_requests, None, reqs))
+        at70 = measured(proc.pid, run_load(port, args.concurrency, args.seconds,
+                                           args.max_requests, 0.7 * peak["rps"], reqs))
+        return {"leg": leg, "peak": peak, "at70": at70}
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--legs", default="floor,pydantic,inprocess,kafka")
+    p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--max-requests", type=int, default=200_000)
+    p.add_argument("--serve", help=argparse.SUPPRESS)
+    p.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--kafka", help="use this broker instead of starting one")
+    p.add_argument("--no-pin", action="store_true", help="do not pin server/load to CPUs 0/1")
+    p.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")
+    args = p.parse_args(argv)
+    if args.serve:
+        serve(args.serve, args.port, args.kafka, not args.no_pin, args.server)
+        return 0
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    if not args.no_pin and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {1})
+    legs = args.legs.split(",")
+    results = []
+    broker = None
+    for leg in legs:
+        kafka = None
+        if leg == "kafka":
+            kafka = args.kafka
+            if kafka is None:
+                from scripts.kafka import KafkaBroker
+
+                broker = KafkaBroker().start()
+                kafka = broker.bootstrap
+            create_topic(kafka)
+        try:
+            results.append(bench_leg(leg, args, kafka))
+        finally:
+            if broker is not None:
+                broker.stop()
+                broker = None
+    print(f"\n{'leg':<10} {'beacons/s':>10} {'per CPU-s':>10} {'srv CPU':>8} {'p50 ms':>8} "
+          f"{'p99 ms':>8} {'@70% /s':>8} {'p50 ms':>7} {'p99 ms':>7}  statuses")
+    for r in results:
+        pk, lo = r["peak"], r["at70"]
+        print(f"{r['leg']:<10} {pk['rps']:>10.0f} {pk['per_cpu_s']:>10.0f} {pk['cpu_util']:>8.2f} "
+              f"{pk['p50']:>8.2f} {pk['p99']:>8.2f} {lo['rps']:>8.0f} {lo['p50']:>7.2f} "
+              f"{lo['p99']:>7.2f}  {pk['statuses']} {lo['statuses']}")
+    by = {r["leg"]: r for r in results}
+    fields = [f"server={args.server}", f"concurrency={args.concurrency}",
+              f"events_per_beacon={EVENTS}"]
+    for leg, r in by.items():
+        fields += [f"{leg}_rps={r['peak']['rps']:.0f}", f"{leg}_per_cpu_s={r['peak']['per_cpu_s']:.0f}",
+                   f"{leg}_p99_ms={r['peak']['p99']:.2f}",
+                   f"{leg}_p99_at70_ms={r['at70']['p99']:.2f}"]
+    base = by.get("pydantic")
+    for leg in ("floor", "inprocess", "kafka"):
+        if base and leg in by:
+            fields.append(f"{leg}_vs_pydantic={by[leg]['peak']['rps'] / base['peak']['rps']:.2f}")
+            fields.append(f"{leg}_cpu_vs_pydantic="
+                          f"{by[leg]['peak']['per_cpu_s'] / base['peak']['per_cpu_s']:.2f}")
+    bad = sum(n for r in results for ph in ("peak", "at70")
+              for s, n in r[ph]["statuses"].items() if s != 202)
+    fields.append(f"non_202={bad}")
+    print("RESULT " + " ".join(fields))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,268 @@
+"""The collector HTTP app: ``POST /v1/beacons`` plus /metrics, /healthz, /readyz, /openapi.json.
+
+Use :func:`create_app` with a config and an exporter; the returned FastAPI
+app may be extended (the embedded mode mounts its status page and registers
+its engine metrics on the same ``registry``). The app's lifespan starts and
+shuts down the exporter.
+
+The ingest route is a plain ASGI endpoint rather than a FastAPI handler: it
+reads the body as a stream (to cap it during decompression) and decodes it
+with msgspec in one pass; FastAPI's per-request model machinery is what made
+the pydantic baseline slow (DESIGN §8). Its schema is still published: the
+OpenAPI document is built from the same msgspec types the decoder uses.
+
+>>> from collector.exporters import InProcessExporter
+>>> app = create_app(CollectorConfig(require_key=False), InProcessExporter(lambda b: None))
+>>> sorted(app.openapi()["paths"])
+['/healthz', '/metrics', '/readyz', '/v1/beacons']
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import AsyncIterator, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+from starlette.routing import Route
+
+from collector import metrics as m
+from collector.config import CollectorConfig
+from collector.exporters import Exporter, ExporterUnavailable
+from collector.keys import KeyRing, candidate_from
+from collector.openapi import ingest_path_item
+from collector.ratelimit import RateLimiter
+from collector.schema import ENCODER, Refusal, openapi_components
+from collector.validation import BODY, Receive, Refused, read_body, to_beacon
+from slo import conventions as c
+
+log = logging.getLogger(__name__)
+
+INGEST_PATH = "/v1/beacons"
+_JSON_TYPES = (b"", b"application/json", b"text/plain")
+_ENCODINGS = (b"", b"identity", b"gzip")
+
+Scope = MutableMapping[str, Any]
+Send = Any  # ASGI send callable
+
+
+class IngestEndpoint:
+    """ASGI endpoint for ``POST /v1/beacons`` (and its CORS preflight)."""
+
+    def __init__(
+        self, config: CollectorConfig, exporter: Exporter, metrics: m.CollectorMetrics
+    ) -> None:
+        self.config = config
+        self.exporter = exporter
+        self.metrics = metrics
+        self.keys = KeyRing(config.keys)
+        self.limiter = RateLimiter(config.rate_per_key, config.burst_per_key)
+        self._origins = frozenset(o.encode() for o in config.cors_origins)
+        self._retry_503 = str(config.retry_after_s).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers: dict[bytes, bytes] = dict(scope["headers"])
+        cors = self._cors_headers(headers.get(b"origin"))
+        method = scope["method"]
+        if method == "OPTIONS":
+            await self._preflight(send, headers, cors)
+            return
+        if method != "POST":
+            body = ENCODER.encode(Refusal(f"method {method} not allowed", "method", "method"))
+            await _respond(send, 405, body, [(b"allow", b"POST, OPTIONS"), *cors])
+            return
+        t0 = time.perf_counter()
+        try:
+            status, body, extra = await self._ingest(scope, receive, headers)
+        except Refused as r:
+            self.metrics.refused[r.reason].inc()
+            self.metrics.beacons[c.OUTCOME_REFUSED].inc()
+            if r.events:
+                self.metrics.events[c.OUTCOME_REFUSED].inc(r.events)
+            status, body = r.status, ENCODER.encode(Refusal(r.message, r.field, r.reason))
+            extra = [(b"retry-after", _retry_after(r.retry_after))] if r.retry_after else []
+        except Exception:
+            # A bug (ours or a sink's), never bad input: say so honestly with a
+            # 500, count it, and keep the traceback in the log.
+            log.exception("ingest: unexpected error")
+            self.metrics.beacons[c.OUTCOME_FAILED].inc()
+            status, body, extra = 500, ENCODER.encode(Refusal("internal error", BODY, "internal")), []
+        await _respond(send, status, body, extra + cors)
+        self.metrics.request_duration.observe(time.perf_counter() - t0)
+
+    async def _ingest(
+        self, scope: Scope, receive: Receive, headers: dict[bytes, bytes]
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        ctype = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
+        if ctype not in _JSON_TYPES:
+            raise Refused(415, c.REASON_UNSUPPORTED_MEDIA, "content-type",
+                          "use application/json or text/plain")
+        encoding = headers.get(b"content-encoding", b"").strip().lower()
+        if encoding not in _ENCODINGS:
+            raise Refused(415, c.REASON_UNSUPPORTED_MEDIA, "content-encoding",
+                          "only gzip or identity encoding is accepted")
+        key = self._authenticate(scope)
+        wait = self.limiter.take(key)
+        if wait > 0:
+            raise Refused(429, c.REASON_RATE_LIMITED, "key",
+                          "rate limit exceeded for this ingest key", retry_after=wait)
+        limit = self.config.max_body_bytes
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise Refused(413, c.REASON_TOO_LARGE, BODY, f"body exceeds {limit} bytes")
+        raw = await read_body(receive, limit=limit, gzipped=encoding == b"gzip")
+        beacon = to_beacon(raw, self.config, time.time())
+        n = len(beacon.events)
+        t0 = time.perf_counter()
+        try:
+            # Exporters bound their own wait (KafkaExporter.send_timeout_s,
+            # InProcessExporter.timeout_s): an asyncio.timeout here would cost
+            # ~10 us per request for sinks that never block.
+            await self.exporter.export(beacon)
+        except ExporterUnavailable as exc:
+            self.metrics.export_failures.inc()
+            self.metrics.beacons[c.OUTCOME_FAILED].inc()
+            self.metrics.events[c.OUTCOME_FAILED].inc(n)
+            body = ENCODER.encode(Refusal(f"exporter unavailable: {exc}", BODY, "unavailable"))
+            return 503, body, [(b"retry-after", self._retry_503)]
+        self.metrics.export_duration.observe(time.perf_counter() - t0)
+        self.metrics.beacons[c.OUTCOME_ACCEPTED].inc()
+        self.metrics.events[c.OUTCOME_ACCEPTED].inc(n)
+        return 202, b'{"status":"accepted","events":%d}' % n, []
+
+    def _authenticate(self, scope: Scope) -> str:
+        """The bucket id of the request: its matched key, or "" when keys are optional."""
+        candidate = candidate_from(scope["headers"], scope.get("query_string", b""))
+        key = self.keys.match(candidate)
+        if key is not None:
+            return key
+        if candidate is None and not self.config.require_key:
+            return ""
+        # Never echo or log the presented key.
+        raise Refused(401, c.REASON_UNAUTHORIZED, "key",
+                      "missing or unknown ingest key (X-Ingest-Key header or ?key=)")
+
+    def _cors_headers(self, origin: bytes | None) -> list[tuple[bytes, bytes]]:
+        if origin is None or not (origin in self._origins or b"*" in self._origins):
+            return []
+        return [
+            (b"access-control-allow-origin", origin),
+            (b"access-control-expose-headers", b"retry-after"),
+            (b"vary", b"origin"),
+        ]
+
+    async def _preflight(
+        self, send: Send, headers: dict[bytes, bytes], cors: list[tuple[bytes, bytes]]
+    ) -> None:
+        if b"origin" in headers and not cors:
+            body = ENCODER.encode(Refusal("origin not allowed", "origin", "cors"))
+            await _respond(send, 403, body, [])
+            return
+        allow = [
+            (b"access-control-allow-methods", b"POST"),
+            (b"access-control-allow-headers", b"content-type, content-encoding, x-ingest-key"),
+            (b"access-control-max-age", b"600"),
+            (b"allow", b"POST, OPTIONS"),
+        ]
+        await _respond(send, 204, b"", allow + cors if cors else [(b"allow", b"POST, OPTIONS")])
+
+
+def _retry_after(seconds: float) -> bytes:
+    return str(max(1, math.ceil(seconds))).encode()
+
+
+async def _respond(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]]) -> None:
+    headers = [(b"content-length", b"%d" % len(body)), *extra]
+    if body:
+        headers.append((b"content-type", b"application/json"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class CollectorApp(FastAPI):
+    """FastAPI with a fast path: ``POST /v1/beacons`` skips the middleware stack and router.
+
+    FastAPI's middleware and routing cost about as much CPU per request as
+    the whole ingest endpoint (measured: bench/bench_ingest.py), so requests
+    for the ingest path go straight to :class:`IngestEndpoint`, which does its
+    own error handling and CORS. Everything else (``/metrics``, routes other
+    components mount, middleware they add) goes through FastAPI as usual;
+    middleware added later therefore does not see ingest requests.
+    """
+
+    def __init__(self, ingest: IngestEndpoint, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.ingest = ingest
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == INGEST_PATH:
+            await self.ingest(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(
+    config: CollectorConfig,
+    exporter: Exporter,
+    registry: CollectorRegistry | None = None,
+) -> FastAPI:
+    """The collector app; ``/metrics`` serves ``registry`` (a fresh one when None)."""
+    config.validate()
+    registry = registry if registry is not None else CollectorRegistry()
+    metrics = m.CollectorMetrics(registry, exporter=getattr(exporter, "name", type(exporter).__name__))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await exporter.start()
+        try:
+            yield
+        finally:
+            await exporter.shutdown()
+            m.mark_process_dead(os.getpid())
+
+    ingest = IngestEndpoint(config, exporter, metrics)
+    app = CollectorApp(ingest, title="streamslo collector", version="1", lifespan=lifespan)
+    app.state.collector_config = config
+    app.state.exporter = exporter
+    app.state.registry = registry
+    # A Route whose endpoint is not a function is mounted as a raw ASGI app.
+    app.router.routes.append(Route(INGEST_PATH, ingest, methods=["POST", "OPTIONS"],
+                                   include_in_schema=False))
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", responses={503: {"description": "the exporter is not ready"}})
+    async def readyz() -> JSONResponse:
+        """Readiness: the exporter can acknowledge beacons (Kafka reachable)."""
+        if exporter.ready():
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "not ready"}, status_code=503,
+                            headers={"Retry-After": str(config.retry_after_s)})
+
+    @app.get("/metrics", response_class=Response,
+             responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}})
+    async def metrics_endpoint() -> Response:
+        """Prometheus text exposition of the collector (and whatever shares its registry)."""
+        return Response(m.exposition(registry), media_type=CONTENT_TYPE_LATEST)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = get_openapi(title=app.title, version=app.version, routes=app.routes,
+                              description="Beacon ingest API (wire format v1).")
+            doc.setdefault("components", {}).setdefault("schemas", {}).update(openapi_components())
+            doc["paths"][INGEST_PATH] = ingest_path_item(config)
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

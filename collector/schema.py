@@ -1,0 +1,109 @@
+"""The public beacon wire format v1 (DESIGN §3) as msgspec types, and its JSON schema.
+
+Use :data:`BEACON_DECODER` to parse a raw request body in one pass (types,
+string lengths and ranges are checked while decoding); use
+:func:`openapi_components` to publish the very same types in ``/openapi.json``,
+so the documented schema cannot drift from what the decoder enforces.
+
+Strictness is deliberate: unknown fields are refused (a typo such as
+``value_MS`` fails loudly instead of silently dropping a measurement; new
+fields come with a new ``v``), ``true`` is never accepted as a number, and
+because every container's shape is fixed the JSON nesting depth of an
+acceptable body is at most 3 (any deeper structure fails at its first
+container).
+
+>>> b = BEACON_DECODER.decode(b'{"v":1,"session_id":"s","seq":1,"sent_at":1.5e9,'
+...     b'"region":"eu-west-1","events":[{"type":"first_frame","ts":1.5e9,"value_ms":120}]}')
+>>> b.events[0].value_ms
+120.0
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from slo import conventions as c
+
+# Caps that are part of the public contract (they appear in the OpenAPI schema).
+MAX_EVENTS = 500
+MAX_SESSION_ID = 128
+MAX_LABEL = 64  # region, sdk, name, code
+MAX_VALUE_MS = 600_000.0  # 10 minutes: anything longer is not a latency
+MAX_UNIX_S = 1e11  # year 5138; rejects absurd magnitudes before any arithmetic
+MAX_SEQ = 2**53  # exact in a JavaScript number
+
+EventType = Literal["first_frame", "interaction", "error"]
+# Event types whose value_ms is the measurement itself.
+LATENCY_EVENT_TYPES = frozenset({c.EVENT_FIRST_FRAME, c.EVENT_INTERACTION})
+
+UnixSeconds = Annotated[float, Meta(gt=0, le=MAX_UNIX_S, description="unix seconds, wall clock")]
+Label = Annotated[str, Meta(max_length=MAX_LABEL)]
+
+
+class WireEvent(msgspec.Struct, forbid_unknown_fields=True, rename={"type_": "type"}):
+    """One player event as sent by an SDK."""
+
+    type_: EventType
+    ts: UnixSeconds
+    value_ms: (
+        Annotated[
+            float,
+            Meta(
+                ge=0,
+                le=MAX_VALUE_MS,
+                description="duration on the client's monotonic clock; required for "
+                "first_frame and interaction",
+            ),
+        ]
+        | None
+    ) = None
+    name: Label | None = None
+    code: Label | None = None
+    fatal: bool = False
+
+
+class WireBeacon(msgspec.Struct, forbid_unknown_fields=True):
+    """One beacon (a batch of events of one session), ``POST /v1/beacons`` body."""
+
+    v: Literal[1]
+    session_id: Annotated[str, Meta(min_length=1, max_length=MAX_SESSION_ID)]
+    seq: Annotated[int, Meta(ge=0, le=MAX_SEQ)]
+    sent_at: UnixSeconds
+    # The events cap is checked after decoding so it gets its own refusal
+    # reason; the schema still states it.
+    events: Annotated[
+        list[WireEvent], Meta(min_length=1, extra_json_schema={"maxItems": MAX_EVENTS})
+    ]
+    region: Label = ""
+    sdk: Label = ""
+    kind: Literal["rum", "probe"] = c.KIND_RUM
+
+
+class Accepted(msgspec.Struct):
+    """Body of a 202: the beacon was acknowledged by the exporter."""
+
+    status: Literal["accepted"]
+    events: int
+
+
+class Refusal(msgspec.Struct):
+    """Body of every 4xx/503: what was refused and which field caused it."""
+
+    error: str
+    field: str
+    reason: str
+
+
+BEACON_DECODER = msgspec.json.Decoder(WireBeacon)
+ENCODER = msgspec.json.Encoder()
+
+
+def openapi_components() -> dict[str, Any]:
+    """JSON schemas of the wire types, keyed by name, with OpenAPI ``$ref`` paths."""
+    _, components = msgspec.json.schema_components(
+        [WireBeacon, Accepted, Refusal], ref_template="#/components/schemas/{name}"
+    )
+    return components

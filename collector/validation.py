@@ -1,0 +1,166 @@
+"""Turning a request body into an enriched :class:`slo.beacon.Beacon`, or a :class:`Refused`.
+
+Use :func:`read_body` to pull the raw body off an ASGI ``receive`` with the
+size cap enforced *after* decompression, then :func:`to_beacon` to decode,
+check and enrich it. Both raise :class:`Refused`, which carries the status,
+the refusal reason (``slo.conventions.REASON_*``) and the offending field.
+
+One bad event refuses the whole beacon (422 naming ``events[i]...``); nothing
+of it is exported, and the SDK learns exactly which event to fix. Other
+requests are unaffected.
+
+>>> import time
+>>> now = time.time()
+>>> body = (b'{"v":1,"session_id":"s","seq":1,"sent_at":%f,"events":'
+...         b'[{"type":"first_frame","ts":%f,"value_ms":5}]}' % (now - 30, now - 31))
+>>> b = to_beacon(body, CollectorConfig(require_key=False), received_at=now)
+>>> round(now - b.events[0].t, 3)   # client clock 30 s slow: corrected
+1.0
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import msgspec
+
+from collector.config import CollectorConfig
+from collector.schema import BEACON_DECODER, LATENCY_EVENT_TYPES, MAX_EVENTS
+from slo import conventions as c
+from slo.beacon import Beacon, Event
+
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+
+BODY = "body"  # the "field" named when the body as a whole is at fault
+_PATH = re.compile(r" - at `\$\.?(.*)`$")
+_MISSING = re.compile(r"missing required field `([^`]+)`|unknown field `([^`]+)`")
+
+
+class Refused(Exception):
+    """A request the collector declines; becomes a 4xx (or 503) JSON response."""
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        field: str,
+        message: str,
+        *,
+        events: int = 0,
+        retry_after: float = 0.0,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.field = field
+        self.message = message
+        self.events = events
+        self.retry_after = retry_after
+
+
+def too_large(limit: int) -> Refused:
+    return Refused(413, c.REASON_TOO_LARGE, BODY, f"body exceeds {limit} bytes (after decompression)")
+
+
+async def read_body(receive: Receive, *, limit: int, gzipped: bool) -> bytes:
+    """Read the request body; refuse above ``limit`` bytes, inflating at most ``limit + 1``.
+
+    A gzip bomb is stopped after ``limit + 1`` output bytes: ``decompressobj``
+    with ``max_length`` never produces more than asked, whatever the ratio.
+    """
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzipped else None
+    raw_size = 0
+    parts: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise Refused(400, c.REASON_MALFORMED, BODY, "client disconnected before the body ended")
+        chunk: bytes = message.get("body", b"")
+        more = bool(message.get("more_body", False))
+        raw_size += len(chunk)
+        if raw_size > limit:
+            raise too_large(limit)
+        if inflater is None:
+            parts.append(chunk)
+            continue
+        data = chunk
+        try:
+            while data:
+                out = inflater.decompress(data, limit - size + 1)
+                size += len(out)
+                if size > limit:
+                    raise too_large(limit)
+                parts.append(out)
+                data = inflater.unconsumed_tail
+        except zlib.error as exc:
+            raise Refused(400, c.REASON_MALFORMED, BODY, f"invalid gzip data: {exc}") from None
+    if inflater is not None and (not inflater.eof or inflater.unused_data):
+        raise Refused(400, c.REASON_MALFORMED, BODY, "truncated gzip data or trailing bytes")
+    return b"".join(parts) if len(parts) != 1 else parts[0]
+
+
+def field_of(error: msgspec.ValidationError) -> str:
+    """The JSON field path msgspec blames, without the ``$.`` prefix (``events[3].value_ms``)."""
+    text = str(error)
+    m = _PATH.search(text)
+    path = m.group(1) if m else ""
+    named = _MISSING.search(text)
+    if named:
+        name = named.group(1) or named.group(2)
+        path = f"{path}.{name}" if path else name
+    return path or BODY
+
+
+def to_beacon(body: bytes, config: CollectorConfig, received_at: float) -> Beacon:
+    """Decode, check and enrich one body received at ``received_at`` (unix seconds)."""
+    try:
+        wire = BEACON_DECODER.decode(body)
+    except msgspec.ValidationError as exc:
+        raise Refused(422, c.REASON_INVALID, field_of(exc), str(exc)) from None
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise Refused(400, c.REASON_MALFORMED, BODY, f"not a JSON beacon: {exc}") from None
+    n = len(wire.events)
+    if n > MAX_EVENTS:
+        raise Refused(
+            422, c.REASON_TOO_MANY_EVENTS, "events", f"{n} events, at most {MAX_EVENTS}", events=n
+        )
+    # sentAt/receivedAt correction: the client's wall clock may be off by any
+    # amount, but the offset is the same for ts and sent_at.
+    skew = received_at - wire.sent_at
+    oldest = received_at - config.max_event_age_s
+    newest = received_at + config.max_future_s
+    events: list[Event] = []
+    for i, e in enumerate(wire.events):
+        if e.value_ms is None and e.type_ in LATENCY_EVENT_TYPES:
+            raise Refused(
+                422, c.REASON_INVALID, f"events[{i}].value_ms", f"required for type {e.type_}", events=n
+            )
+        t = e.ts + skew
+        if t < oldest:
+            raise Refused(
+                422, c.REASON_EVENT_TOO_OLD, f"events[{i}].ts",
+                f"event is {received_at - t:.0f} s old after clock correction, "
+                f"at most {config.max_event_age_s:.0f} s accepted", events=n,
+            )
+        if t > newest:
+            raise Refused(
+                422, c.REASON_EVENT_IN_FUTURE, f"events[{i}].ts",
+                f"event is {t - received_at:.0f} s in the future after clock correction "
+                f"(ts later than sent_at)", events=n,
+            )
+        events.append(Event(e.type_, t, e.value_ms, e.fatal))
+    return Beacon(
+        session_id=wire.session_id,
+        seq=wire.seq,
+        region=config.map_region(wire.region),
+        kind=wire.kind,
+        received_at=received_at,
+        sent_at=wire.sent_at,
+        events=events,
+        sdk=wire.sdk,
+    )

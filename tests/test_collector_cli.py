@@ -1,0 +1,77 @@
+"""``streamslo collector`` as a real process: config errors, and metrics merged across workers."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from collector.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = "cli-key-0123456789"
+
+
+@pytest.mark.parametrize(
+    ("argv", "env_keys", "message"),
+    [(["--kafka", "127.0.0.1:1"], "", "no ingest keys"),
+     (["--kafka", "127.0.0.1:1", "--max-body-bytes", "10"], KEY, "max_body_bytes")],
+    ids=["without keys the collector refuses to start", "a tiny body cap is a config error"],
+)
+def test_config_errors_exit_2_with_a_message(
+    argv: list[str], env_keys: str, message: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("STREAMSLO_INGEST_KEYS", env_keys)
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_two_workers_count_every_request_in_one_metrics_view(tmp_path: Path) -> None:
+    """Requests spread over worker processes; /metrics (any worker) sums them all.
+
+    Kafka is deliberately unreachable: refusals (401) and 503s need no broker.
+    """
+    port = free_port()
+    env = {"PATH": "/usr/bin:/bin", "STREAMSLO_INGEST_KEYS": KEY,
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamslo.cli", "collector", "--kafka", "127.0.0.1:1",
+         "--port", str(port), "--workers", "2"], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "collector did not start"
+            time.sleep(0.2)
+        sent = 40
+        for _ in range(sent):  # one connection per request, so both workers get some
+            r = httpx.post(f"{base}/v1/beacons?key=wrong-key-000", content=b"{}", timeout=5)
+            assert r.status_code == 401
+        assert httpx.get(f"{base}/readyz", timeout=5).status_code == 503  # Kafka unreachable
+        text = httpx.get(f"{base}/metrics", timeout=5).text
+        m = re.search(r'^streamslo_collector_refused_total\{reason="unauthorized"\} (\S+)$', text, re.M)
+        assert m is not None, text[:2000]
+        assert float(m.group(1)) == sent
+        assert len(list(tmp_path.glob("counter_*.db"))) >= 2  # really two processes
+    finally:
+        proc.terminate()
+        proc.wait(20)

@@ -1,0 +1,161 @@
+"""The collector against the real Kafka broker: exactly once on the topic, 503 while it is down."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client import CollectorRegistry
+
+from collector.app import create_app
+from collector.config import CollectorConfig
+from collector.exporters import KafkaExporter
+from slo import beacon as codec
+from slo import conventions as c
+
+pytestmark = pytest.mark.kafka
+
+
+def beacon_body(session: str, seq: int) -> dict[str, Any]:
+    now = time.time()
+    return {"v": 1, "session_id": session, "seq": seq, "sent_at": now, "region": "eu-west-1",
+            "events": [{"type": "first_frame", "ts": now - 1, "value_ms": 100.0 + seq},
+                       {"type": "error", "ts": now, "fatal": True}]}
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def read_topic(bootstrap: str, topic: str) -> list[Any]:
+    """Every record on ``topic`` (all partitions) from the beginning up to the end offsets."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or
+                                                          await _partitions(consumer, topic))]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        end = await consumer.end_offsets(parts)
+        records: list[Any] = []
+        while [tp for tp in parts if await consumer.position(tp) < end[tp]]:
+            batch = await consumer.getmany(*parts, timeout_ms=1000)
+            for recs in batch.values():
+                records.extend(recs)
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer._client._wait_on_metadata(topic)
+    return consumer.partitions_for_topic(topic) or set()
+
+
+class Running:
+    """An app with a started KafkaExporter and an in-process HTTP client."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.registry = CollectorRegistry()
+        self.exporter = KafkaExporter(bootstrap, topic, probe_interval_s=0.5, send_timeout_s=3.0)
+        cfg = CollectorConfig(regions=("eu-west-1",), require_key=False)
+        self.app = create_app(cfg, self.exporter, self.registry)
+        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app),
+                                        base_url="http://collector")
+
+    async def __aenter__(self) -> Running:
+        await self.exporter.start()
+        await wait_until(self.exporter.ready, 30, "the exporter to connect")
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.client.aclose()
+        await self.exporter.shutdown()
+
+    async def post(self, body: dict[str, Any]) -> httpx.Response:
+        return await self.client.post("/v1/beacons", json=body)
+
+
+async def test_accepted_beacons_are_on_the_topic_exactly_once_keyed_by_session(kafka_broker: Any) -> None:
+    topic = f"beacons-test-{uuid.uuid4().hex[:8]}"
+    sent = [(f"session-{i % 7}", i) for i in range(60)]
+    async with Running(kafka_broker.bootstrap, topic) as run:
+        responses = await asyncio.gather(*(run.post(beacon_body(s, q)) for s, q in sent))
+        assert [r.status_code for r in responses] == [202] * len(sent)
+        assert run.registry.get_sample_value(
+            c.METRIC_COLLECTOR_BEACONS, {c.LABEL_OUTCOME: c.OUTCOME_ACCEPTED}) == len(sent)
+    records = await read_topic(kafka_broker.bootstrap, topic)
+    seen = Counter()
+    for rec in records:
+        b = codec.decode(rec.value)
+        assert rec.key == b.session_id.encode()
+        assert len(b.events) == 2 and b.events[0].value_ms == 100.0 + b.seq
+        seen[(b.session_id, b.seq)] += 1
+    assert seen == Counter(sent)
+
+
+@pytest.mark.slow
+async def test_broker_down_gives_503_then_recovers_by_itself(kafka_broker_factory: Any) -> None:
+    broker = kafka_broker_factory()
+    topic = f"beacons-test-{uuid.uuid4().hex[:8]}"
+    acked: list[tuple[str, int]] = []
+    seq = 0
+
+    async def post_one(run: Running) -> int:
+        nonlocal seq
+        seq += 1
+        r = await run.post(beacon_body("s-restart", seq))
+        if r.status_code == 202:
+            acked.append(("s-restart", seq))
+        else:
+            assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1, r.text
+        return r.status_code
+
+    async with Running(broker.bootstrap, topic) as run:
+        assert await post_one(run) == 202
+        # A hung broker (SIGSTOP): the connection stays open but nothing is
+        # acknowledged; the delivery deadline (send_timeout_s=3) answers 503.
+        os.kill(broker.proc.pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            async with asyncio.timeout(15):
+                assert await post_one(run) == 503
+            assert time.monotonic() - t0 < 3.0 + 2.0
+        finally:
+            os.kill(broker.proc.pid, signal.SIGCONT)
+        t0 = time.monotonic()
+        while await post_one(run) != 202:
+            assert time.monotonic() - t0 < 30, "did not recover after the broker resumed"
+            await asyncio.sleep(0.2)
+        # A dead broker: fast 503s while it is down, recovery once it is back.
+        await asyncio.to_thread(broker.kill)
+        t0 = time.monotonic()
+        while await post_one(run) != 503:
+            assert time.monotonic() - t0 < 20, "still 202 long after the broker died"
+        assert (await run.client.get("/readyz")).status_code == 503
+        assert await post_one(run) == 503
+        await asyncio.to_thread(broker.restart)
+        t0 = time.monotonic()
+        while await post_one(run) != 202:
+            assert time.monotonic() - t0 < 60, "did not recover after the broker returned"
+            await asyncio.sleep(0.2)
+        assert (await run.client.get("/readyz")).status_code == 200
+        failed = run.registry.get_sample_value(c.METRIC_EXPORTER_FAILURES, {c.LABEL_EXPORTER: "kafka"})
+        assert failed is not None and failed >= 2
+    records = await read_topic(broker.bootstrap, topic)
+    on_topic = Counter((b.session_id, b.seq) for b in (codec.decode(r.value) for r in records))
+    # Every acknowledged beacon is there exactly once; a 503 promised nothing.
+    assert all(on_topic[k] == 1 for k in acked), (acked, on_topic)
