@@ -1,0 +1,307 @@
+"""Stage 1: turn beacons into per-pane partial aggregates, replay-deterministically.
+
+Use :class:`Stage1` wherever beacons are read from an ordered input (a Kafka
+partition, or the embedded engine's in-process queue). Each input is a
+``source`` (``"beacons/3"``) with increasing offsets. Beacons are added one by
+one; :meth:`Stage1.flush` emits one :class:`slo.partial.Partial` per (region,
+sli, kind, pane) for everything added from that source since its last flush,
+covering offsets ``lo < offset <= hi``.
+
+The content of a flush depends only on the input records between ``lo`` and
+``hi`` (and, for duplicates, the ``dedup_records`` records before them), never
+on wall-clock time or on when the process started. That is what makes
+replays after a crash produce byte-identical partials, which stage 2 then
+skips by watermark (see ``docs/architecture.md``):
+
+- duplicates: a beacon ``(session_id, seq)`` is a duplicate when the same key
+  occurred at an earlier offset less than ``dedup_records`` offsets back in
+  the same source. After a restart :meth:`prime` rebuilds this memory from the
+  records before ``lo`` without counting them;
+- lateness: an event is *late* when its pane ended more than
+  ``Spec.allowed_lateness_s`` before the beacon's ``received_at``. Late events
+  are still aggregated into their own pane (stage 2's windows decide whether
+  a window can take them; cumulative totals always do), and counted in
+  ``Partial.late``.
+
+Example::
+
+    stage1 = Stage1(spec)
+    stage1.begin("beacons/0", lo=-1)
+    stage1.add(beacon, "beacons/0", offset=0)      # True: new beacon
+    stage1.add(beacon, "beacons/0", offset=1)      # False: retry of the same beacon
+    partials = stage1.flush("beacons/0")           # lo=-1, hi=1
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from slo import conventions as c
+from slo.beacon import Beacon
+from slo.model import Spec
+from slo.partial import Partial
+from slo.sketch import LogSketch
+
+DEFAULT_DEDUP_RECORDS = 100_000
+RELATIVE_ACCURACY = 0.01
+
+# Accumulator: one cell per (region, kind, pane index) holding the raw values
+# in milliseconds per latency SLI (Python lists: one numpy conversion per
+# flush, never per event) plus counts for the errors SLI and lateness.
+_CellKey = tuple[str, str, float]
+_TTFF, _INTER, _FF_NO_VALUE, _ERRORS, _LATE_TTFF, _LATE_INTER, _LATE_ERRORS = range(7)
+_LATENCY_SLOTS = ((c.SLI_TTFF, _TTFF, _LATE_TTFF), (c.SLI_INTERACTION, _INTER, _LATE_INTER))
+
+
+class _Dedup:
+    """Offsets of recently accepted beacon keys in one source, bounded to ``size`` records.
+
+    Keys are 64-bit hashes of ``(session_id, seq)``: a ring of the last
+    ``size`` accepted (offset, key) pairs evicts old keys in O(1) with fixed
+    memory, and the decision rule compares offsets, so lazy eviction never
+    changes an answer.
+    """
+
+    __slots__ = ("keys", "offsets", "ring_keys", "ring_offsets", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.offsets: dict[int, int] = {}
+        self.ring_keys = array("q", bytes(8 * size))
+        self.ring_offsets = array("q", [-1]) * size
+
+    def check(self, key: int, offset: int) -> bool:
+        """Record ``key`` at ``offset``; True when it is new, False for a duplicate.
+
+        A duplicate is a key that occurred (as a new beacon or as a duplicate)
+        less than ``size`` offsets earlier. Every occurrence is remembered, so
+        the answer at ``o`` depends only on the records in ``(o - size, o)``:
+        priming those after a restart reproduces every later answer.
+        """
+        prev = self.offsets.get(key)
+        if prev == offset:
+            return True  # the same record read again: not a duplicate
+        duplicate = prev is not None and prev < offset and offset - prev < self.size
+        self.offsets[key] = offset
+        slot = offset % self.size
+        old_offset = self.ring_offsets[slot]
+        if old_offset >= 0 and old_offset != offset:
+            old_key = self.ring_keys[slot]
+            if self.offsets.get(old_key) == old_offset:
+                del self.offsets[old_key]
+        self.ring_keys[slot] = key
+        self.ring_offsets[slot] = offset
+        return not duplicate
+
+
+@dataclass
+class _Source:
+    lo: int
+    hi: int
+    dedup: _Dedup
+    acc: dict[_CellKey, list[Any]]
+    max_event_time: float = 0.0
+    max_received_at: float = 0.0
+
+
+@dataclass
+class Stage1Counters:
+    """Monotonic counters for self-metrics (never reset by flush or drop)."""
+
+    beacons: int = 0
+    duplicates: int = 0
+    events: int = 0
+    late_events: int = 0
+    ignored_events: int = 0
+    partials: int = 0
+
+
+class Stage1:
+    """Dedup beacons per source and accumulate per (region, sli, kind, pane); see module doc."""
+
+    def __init__(self, spec: Spec, *, dedup_records: int = DEFAULT_DEDUP_RECORDS) -> None:
+        if dedup_records < 1:
+            raise ValueError("dedup_records must be >= 1")
+        self.spec = spec
+        self.pane_s = spec.pane_s
+        self.lateness_s = spec.allowed_lateness_s
+        self.edges = np.asarray(spec.histogram_buckets_s, dtype=np.float64)
+        self.regions = frozenset(spec.regions)
+        self.dedup_records = dedup_records
+        self.counters = Stage1Counters()
+        self._sources: dict[str, _Source] = {}
+
+    # -- source lifecycle ---------------------------------------------------------
+
+    def begin(self, source: str, lo: int) -> None:
+        """Start (or restart) ``source``: the next flush covers offsets after ``lo``.
+
+        Forgets any unflushed data and the duplicate memory of that source.
+        """
+        self._sources[source] = _Source(lo, lo, _Dedup(self.dedup_records), {})
+
+    def drop(self, source: str) -> None:
+        """Forget ``source`` (partition revoked): unflushed data is replayed by its next owner."""
+        self._sources.pop(source, None)
+
+    def pending(self, source: str) -> tuple[int, int] | None:
+        """``(lo, hi)`` of what the next flush of ``source`` would cover; None if unknown."""
+        s = self._sources.get(source)
+        return None if s is None else (s.lo, s.hi)
+
+    def _source(self, source: str, offset: int) -> _Source:
+        s = self._sources.get(source)
+        if s is None:
+            self.begin(source, offset - 1)
+            s = self._sources[source]
+        return s
+
+    # -- input ---------------------------------------------------------------------
+
+    def prime(self, session_id: str, seq: int, source: str, offset: int) -> None:
+        """Remember a beacon read *before* ``lo`` (rebuilding dedup memory after a restart)."""
+        self._source(source, offset + 1).dedup.check(hash((session_id, seq)), offset)
+
+    def skip(self, source: str, offset: int) -> None:
+        """Mark a non-beacon or malformed record at ``offset`` as consumed."""
+        s = self._source(source, offset)
+        if offset > s.hi:
+            s.hi = offset
+
+    def add(self, beacon: Beacon, source: str, offset: int) -> bool:
+        """Accumulate ``beacon`` read at ``offset``; False when it is a duplicate (not counted)."""
+        s = self._source(source, offset)
+        if offset > s.hi:
+            s.hi = offset
+        counters = self.counters
+        if not s.dedup.check(hash((beacon.session_id, beacon.seq)), offset):
+            counters.duplicates += 1
+            return False
+        counters.beacons += 1
+        region = beacon.region if beacon.region in self.regions else c.REGION_OTHER
+        kind = beacon.kind
+        received = beacon.received_at
+        pane_s = self.pane_s
+        # Lateness depends only on the record (received_at), so replays agree.
+        late_before = (received - self.lateness_s) // pane_s - 1
+        acc = s.acc
+        n_events = n_ignored = n_late = 0
+        max_t = s.max_event_time
+        last_pane = None
+        cell: list[Any] = []
+        interaction, first_frame, error = c.EVENT_INTERACTION, c.EVENT_FIRST_FRAME, c.EVENT_ERROR
+        for ev in beacon.events:
+            etype = ev.type
+            t = ev.t
+            pane = t // pane_s
+            if pane != last_pane:
+                # Events of one beacon mostly share a pane: one dict lookup per run.
+                last_pane = pane
+                cell = acc.get((region, kind, pane))  # type: ignore[assignment]  # None handled below
+                if cell is None:
+                    cell = acc[(region, kind, pane)] = [[], [], 0, 0, 0, 0, 0]
+            v = ev.value_ms
+            if etype == interaction:
+                if v is None or not v >= 0.0:
+                    n_ignored += 1
+                    continue
+                cell[_INTER].append(v)
+                late_slot = _LATE_INTER
+            elif etype == first_frame:
+                if v is None or not v >= 0.0:
+                    cell[_FF_NO_VALUE] += 1  # an attempt without a usable latency
+                    late_slot = _LATE_ERRORS
+                else:
+                    cell[_TTFF].append(v)
+                    late_slot = _LATE_TTFF
+            elif etype == error and ev.fatal:
+                cell[_ERRORS] += 1
+                late_slot = _LATE_ERRORS
+            else:
+                n_ignored += 1
+                continue
+            n_events += 1
+            if t > max_t:
+                max_t = t
+            if pane <= late_before:
+                cell[late_slot] += 1
+                n_late += 1
+        s.max_event_time = max_t
+        if received > s.max_received_at:
+            s.max_received_at = received
+        counters.events += n_events
+        counters.ignored_events += n_ignored
+        counters.late_events += n_late
+        return True
+
+    # -- output --------------------------------------------------------------------
+
+    def flush(self, source: str, now: float | None = None) -> list[Partial]:
+        """Partials for everything added from ``source`` since its last flush.
+
+        Sorted by (region, sli, kind, pane_start). Advances the source's ``lo``
+        to its ``hi``. ``now`` is accepted for symmetry with stage 2 but never
+        affects the content (replays must reproduce it exactly).
+        """
+        s = self._sources.get(source)
+        if s is None:
+            return []
+        out: list[Partial] = []
+        for region, kind, pane in sorted(s.acc):
+            out.extend(self._partials(source, s, region, kind, pane))
+        s.lo = s.hi
+        s.acc = {}
+        # Per-cut maxima (not per-process), so a replayed cut carries the same values.
+        s.max_event_time = s.max_received_at = 0.0
+        self.counters.partials += len(out)
+        return out
+
+    def _partials(self, source: str, s: _Source, region: str, kind: str, pane: float) -> list[Partial]:
+        cell = s.acc[(region, kind, pane)]
+        start = pane * self.pane_s
+        meta = _Meta(source, s.lo, s.hi, s.max_event_time, s.max_received_at)
+        out: list[Partial] = []
+        for sli, slot, late_slot in _LATENCY_SLOTS:
+            if cell[slot]:
+                out.append(self._latency(meta, region, sli, kind, start, cell[slot], cell[late_slot]))
+        attempts = len(cell[_TTFF]) + cell[_FF_NO_VALUE] + cell[_ERRORS]
+        if attempts:
+            out.append(
+                Partial(
+                    region=region, sli=c.SLI_ERRORS, kind=kind, pane_start=start,
+                    pane_s=self.pane_s, source=source, lo=meta.lo, hi=meta.hi,
+                    attempts=attempts, errors=cell[_ERRORS], late=cell[_LATE_ERRORS],
+                    max_event_time=meta.max_event_time, max_received_at=meta.max_received_at,
+                )
+            )
+        return out
+
+    def _latency(
+        self, meta: _Meta, region: str, sli: str, kind: str, start: float,
+        values_ms: list[float], late: int,
+    ) -> Partial:
+        # Same IEEE division as v / 1000.0 per value, done once per flush.
+        values = np.asarray(values_ms, dtype=np.float64) / 1000.0
+        values.sort()
+        sketch = LogSketch(RELATIVE_ACCURACY)
+        sketch.add_batch(values)
+        le = np.searchsorted(values, self.edges, side="right")
+        return Partial(
+            region=region, sli=sli, kind=kind, pane_start=start, pane_s=self.pane_s,
+            source=meta.source, lo=meta.lo, hi=meta.hi, count=int(values.size),
+            sum_s=float(values.sum()), min_s=float(values[0]), max_s=float(values[-1]),
+            le_counts=tuple(int(x) for x in le), sketch=sketch.to_bytes(), late=late,
+            max_event_time=meta.max_event_time, max_received_at=meta.max_received_at,
+        )
+
+
+class _Meta(NamedTuple):
+    source: str
+    lo: int
+    hi: int
+    max_event_time: float
+    max_received_at: float

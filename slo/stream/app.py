@@ -1,0 +1,220 @@
+"""The Faust stream worker: stage 1 (beacons -> partials) and stage 2 (partials -> /metrics).
+
+Use :func:`build_app` to get a configured ``faust.App``; ``streamslo worker``
+(``slo/stream/cli.py``) runs it. The app is a thin adapter:
+
+- stage 1 is :class:`slo.stream.stage1_runner.Stage1Runner`, started as an app
+  task (its own aiokafka consumer, see that module for why);
+- stage 2 is a Faust agent (concurrency 1) on ``slo-partials``. Each message is
+  one region's bundle from one stage-1 cut; it is applied to
+  :class:`slo.stage2.Stage2` (idempotent by per-(region, source) watermark)
+  and the region's whole state is written to the changelogged table
+  ``stage2-regions`` once per message, never per event;
+- on partition revocation stage 2 drops the regions of revoked partitions,
+  so ``/metrics`` stops exporting them; regions of newly assigned partitions
+  are loaded from the table once Faust's recovery has finished;
+- ``/metrics`` (Faust's web server, on the event loop, so scrapes never race
+  the agent) serves :class:`slo.exposition.EngineCollector` plus self-metrics.
+
+Example::
+
+    app = build_app(Settings(bootstrap="127.0.0.1:9092", spec=spec))
+    faust.Worker(app, loglevel="info").execute_from_commandline()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import os
+import signal
+import time
+from typing import Any
+
+import faust
+import msgspec
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from slo import conventions as c
+from slo.exposition import EngineCollector
+from slo.stage1 import Stage1
+from slo.stage2 import Stage2
+from slo.stream.metrics import StreamCollector
+from slo.stream.settings import Settings
+from slo.stream.stage1_process import Stage1Process, Stage1Stats
+from slo.stream.stage1_runner import Stage1Runner
+from slo.stream.topics import STAGE2_TABLE, decode_bundle, partition_for
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    """The state one worker process holds; exposed for tests and the metrics collector."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stage2 = Stage2(settings.spec)
+        # Stage 1 runs in a child process by default (see slo/stream/stage1_process.py);
+        # in-process it shares the GIL with Faust.
+        self.stage1: Stage1 | None = None
+        self.runner: Stage1Runner | None = None
+        self.child: Stage1Process | None = None
+        if settings.stage1_process:
+            self.child = Stage1Process(settings)
+        else:
+            self.stage1 = Stage1(settings.spec, dedup_records=settings.dedup_records)
+            self.runner = Stage1Runner(settings, self.stage1)
+        self.bundles = 0
+        self.bad_bundles = 0
+        self.table_writes = 0
+        self.partials_lag: dict[int, int] = {}
+
+    def stage1_stats(self) -> Stage1Stats:
+        """Stage-1 counters and lag, from the child process or the in-process runner."""
+        if self.child is not None:
+            return self.child.poll()
+        assert self.stage1 is not None and self.runner is not None
+        return Stage1Stats(self.stage1.counters, self.runner.lag())
+
+    def owned_partitions(self, app: faust.App) -> set[int]:
+        return {tp.partition for tp in app.consumer.assignment() if tp.topic == c.TOPIC_PARTIALS}
+
+
+def build_app(settings: Settings) -> faust.App:
+    """A Faust app wired to ``settings``; see the module docstring."""
+    rt = Runtime(settings)
+    app = faust.App(
+        f"{c.FAUST_APP_ID}",
+        broker=f"kafka://{settings.bootstrap}",
+        store="memory://",
+        datadir=str(settings.data_dir),
+        topic_partitions=settings.partials_partitions,
+        topic_replication_factor=1,
+        web_enabled=True,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.session_timeout_s / 6,
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        table_cleanup_interval=3600.0,
+        consumer_auto_offset_reset="earliest",
+        # Raw bytes everywhere: Faust's table recovery decodes changelog records
+        # with the app's default serializers, not the table's schema.
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    app.streamslo = rt  # type: ignore[attr-defined]
+    partials = app.topic(
+        c.TOPIC_PARTIALS,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partials_partitions,
+    )
+    table = app.Table(
+        STAGE2_TABLE,
+        default=None,
+        key_type=bytes,  # Faust picks the changelog codec from these types ("raw")
+        value_type=bytes,
+        schema=faust.Schema(
+            key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        ),
+        partitions=settings.partials_partitions,
+    )
+
+    def load_region(region: str) -> None:
+        if region in rt.stage2.regions():
+            return
+        data = table.get(region.encode())
+        if data:
+            rt.stage2.import_region(region, data)
+            log.info("stage2: loaded region %s from the table", region)
+
+    @app.agent(partials, concurrency=1)
+    async def stage2_agent(stream: Any) -> None:
+        async for event in stream.events():
+            region = event.key.decode() if event.key else ""
+            try:
+                bundle = decode_bundle(event.value)
+            except msgspec.DecodeError:
+                rt.bad_bundles += 1
+                continue
+            load_region(region)
+            applied = [rt.stage2.apply(p) for p in bundle]
+            rt.bundles += 1
+            if any(applied):
+                # One changelog record per bundle: the region's whole state.
+                table[region.encode()] = rt.stage2.export_region(region)
+                rt.table_writes += 1
+
+    @app.timer(1.0)  # type: ignore[untyped-decorator]
+    async def load_assigned_regions() -> None:
+        # Regions whose partitions we own but that received nothing since
+        # assignment (e.g. after a restart at the end of a stream) must still
+        # be exported; only after recovery, or the table may be stale.
+        if app.rebalancing or app.tables.recovery.in_recovery:  # type: ignore[attr-defined]
+            return
+        owned = rt.owned_partitions(app)
+        for key in list(table.keys()):
+            region = key.decode()
+            if partition_for(key, settings.partials_partitions) in owned:
+                load_region(region)
+        partials_lag = {}
+        for tp in app.consumer.assignment():
+            if tp.topic == c.TOPIC_PARTIALS:
+                high = app.consumer.highwater(tp)
+                # Faust keeps no public read position.
+                read = app.consumer._read_offset.get(tp)  # type: ignore[attr-defined]
+                if high is not None:
+                    partials_lag[tp.partition] = max(0, high - (read + 1 if read is not None else 0))
+        rt.partials_lag = partials_lag
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def on_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+        gone = {tp.partition for tp in revoked if tp.topic == c.TOPIC_PARTIALS}
+        for region in rt.stage2.regions():
+            if partition_for(region.encode(), settings.partials_partitions) in gone:
+                rt.stage2.drop_region(region)
+                log.info("stage2: dropped region %s (partition revoked)", region)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def stage1_task() -> None:
+        if rt.child is not None:
+            rt.child.start()
+            while True:  # a worker without its stage 1 must not look healthy
+                await asyncio.sleep(1.0)
+                if not rt.child.alive():
+                    log.error("stage1: child process died; stopping the worker")
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    return
+        assert rt.runner is not None
+        try:
+            await rt.runner.run()
+        except Exception:
+            log.exception("stage1: crashed; stopping the worker")
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise
+
+    if rt.child is not None:
+        # Graceful exit: let the child finish its cut (it also dies with us on kill -9).
+        atexit.register(rt.child.stop)
+
+    registry = CollectorRegistry()
+    registry.register(EngineCollector(lambda: rt.stage2.snapshot(time.time()), settings.spec))
+    registry.register(StreamCollector(rt))
+
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        body = generate_latest(registry).decode()
+        return web.text(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.text("ok")
+
+    return app

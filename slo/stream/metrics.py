@@ -1,0 +1,75 @@
+"""Self-metrics of a stream worker: lag, duplicates, late events, throughput counters.
+
+Use :class:`StreamCollector` next to :class:`slo.exposition.EngineCollector` in
+the registry ``/metrics`` serves. It reads the worker's live counters at
+scrape time (no per-event metric calls on the hot path). Freshness per region
+comes from the engine snapshot (``streamslo_stream_freshness_seconds``).
+
+Example::
+
+    registry.register(StreamCollector(runtime))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from slo import conventions as c
+
+
+class StreamCollector(Collector):
+    """Yields stage-1 and stage-2 self-metrics of ``runtime`` (``slo.stream.app.Runtime``)."""
+
+    def __init__(self, runtime: Any) -> None:
+        self._rt = runtime
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._families(live=True)
+
+    def _families(self, live: bool = False) -> list[Metric]:
+        rt = self._rt
+        lag = GaugeMetricFamily(
+            c.METRIC_STREAM_LAG, "Records behind the end of each owned input partition.",
+            labels=[c.LABEL_STAGE, c.LABEL_PARTITION],
+        )
+        dups = CounterMetricFamily(
+            c.METRIC_STREAM_DUPLICATES.removesuffix("_total"),
+            "Beacons dropped by stage 1 as duplicates of an earlier (session_id, seq).",
+        )
+        late = CounterMetricFamily(
+            c.METRIC_STREAM_LATE_EVENTS.removesuffix("_total"),
+            "Events whose pane ended more than the allowed lateness before the beacon arrived.",
+        )
+        events = CounterMetricFamily(
+            c.METRIC_STREAM_EVENTS.removesuffix("_total"),
+            "Events aggregated by stage 1 (duplicates excluded).",
+        )
+        partials = CounterMetricFamily(
+            c.METRIC_STREAM_PARTIALS.removesuffix("_total"),
+            "Partials by stage and outcome.", labels=[c.LABEL_STAGE, c.LABEL_OUTCOME],
+        )
+        if live:
+            stats = rt.stage1_stats()
+            counters = stats.counters
+            for partition, value in sorted(stats.lag.items()):
+                lag.add_metric(["1", str(partition)], value)
+            for partition, value in sorted(rt.partials_lag.items()):
+                lag.add_metric(["2", str(partition)], value)
+            dups.add_metric([], counters.duplicates)
+            late.add_metric([], counters.late_events)
+            events.add_metric([], counters.events)
+            stage2 = rt.stage2.counters
+            partials.add_metric(["1", "produced"], counters.partials)
+            partials.add_metric(["2", "applied"], stage2.applied)
+            partials.add_metric(["2", "duplicate"], stage2.duplicate)
+            partials.add_metric(["2", "late"], stage2.late)
+            partials.add_metric(["2", "rejected"], stage2.rejected)
+            partials.add_metric(["2", "overlapping"], stage2.overlapping)
+        return [lag, dups, late, events, partials]

@@ -1,0 +1,263 @@
+"""Stage 1 on Kafka: read ``beacons`` in batches, feed :class:`slo.stage1.Stage1`, produce cuts.
+
+Runs inside the Faust worker (started as an app task) but reads ``beacons``
+with its own aiokafka consumer and ``getmany``: Faust's per-message agent loop
+caps at about 14k messages/s here (DESIGN §7a), below the 300k events/s
+target. The consumer group is ``streamslo-stage1``; offsets are committed only
+by this module, never automatically.
+
+A *cut* of partition ``p`` covers offsets ``lo < o <= hi``. Each flush:
+
+1. commits ``lo + 1`` with metadata ``cut=<hi>`` (records the boundary before
+   anything is produced);
+2. produces one bundle per region (``slo-partials``, key = region, acks=all,
+   idempotent) and waits for every ack;
+3. commits ``hi + 1``.
+
+After a crash anywhere in between, the next owner of ``p`` reads the committed
+offset and metadata, seeks back ``dedup_records`` offsets to rebuild the
+duplicate memory without counting, re-reads from ``lo + 1`` and cuts again at
+``hi``: the same partials, which stage 2 skips by watermark. See
+``docs/architecture.md``.
+
+Example::
+
+    runner = Stage1Runner(settings, Stage1(spec))
+    await runner.run()       # until runner.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import OffsetAndMetadata
+
+from slo import beacon as beacon_wire
+from slo import conventions as c
+from slo.partial import Partial
+from slo.stage1 import Stage1
+from slo.stream.settings import Settings
+from slo.stream.topics import STAGE1_GROUP, encode_bundle
+
+log = logging.getLogger(__name__)
+
+
+class _BeaconKey(msgspec.Struct):
+    """Just the identity of a beacon: priming the dedup memory skips the events."""
+
+    session_id: str
+    seq: int
+
+
+_key_decoder = msgspec.json.Decoder(_BeaconKey)
+
+
+@dataclass
+class _Partition:
+    source: str
+    start: int  # first offset to count; offsets below it only prime dedup
+    cut: int | None  # recorded boundary to re-cut at after a restart
+    position: int  # next offset expected
+
+
+class Stage1Runner(ConsumerRebalanceListener):  # type: ignore[misc]
+    """The stage-1 consume/flush loop; see the module docstring."""
+
+    def __init__(self, settings: Settings, stage1: Stage1) -> None:
+        self.settings = settings
+        self.stage1 = stage1
+        self.parts: dict[TopicPartition, _Partition] = {}
+        self.malformed = 0
+        self.cuts = 0
+        self.primed = 0
+        self.prime_seconds = 0.0
+        self._lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def run(self) -> None:
+        s = self.settings
+        common: dict[str, Any] = {"bootstrap_servers": s.bootstrap, "client_id": s.client_id}
+        self._admin = AIOKafkaAdminClient(**common)
+        await self._admin.start()
+        self._producer = AIOKafkaProducer(
+            acks="all", enable_idempotence=True, linger_ms=2, compression_type=None, **common
+        )
+        await self._producer.start()
+        self._consumer = AIOKafkaConsumer(
+            group_id=STAGE1_GROUP,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=int(s.session_timeout_s * 1000),
+            heartbeat_interval_ms=int(s.session_timeout_s * 1000 / 6),
+            max_partition_fetch_bytes=4 << 20,
+            fetch_max_bytes=16 << 20,
+            **common,
+        )
+        self._consumer.subscribe([c.TOPIC_BEACONS], listener=self)
+        await self._consumer.start()
+        try:
+            await self._loop()
+        finally:
+            await self._close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def _close(self) -> None:
+        for client in (self._consumer, self._producer):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.stop()
+        if self._admin is not None:
+            with contextlib.suppress(Exception):
+                await self._admin.close()
+
+    async def _loop(self) -> None:
+        assert self._consumer is not None
+        next_flush = time.monotonic() + self.settings.flush_interval_s
+        while not self._stopping.is_set():
+            batches = await self._consumer.getmany(timeout_ms=100, max_records=20_000)
+            for tp, records in batches.items():
+                await self._process(tp, records)
+            if time.monotonic() >= next_flush:
+                await self.flush()
+                next_flush = time.monotonic() + self.settings.flush_interval_s
+
+    # -- input -----------------------------------------------------------------------
+
+    async def _process(self, tp: TopicPartition, records: list[Any]) -> None:
+        part = self.parts.get(tp)
+        if part is None:
+            return  # revoked while the batch was in flight
+        stage1, source = self.stage1, part.source
+        decode = beacon_wire.decode
+        for rec in records:
+            offset = rec.offset
+            if offset < part.start:
+                self._prime(source, offset, rec.value)
+                continue
+            try:
+                beacon = decode(rec.value)
+            except (msgspec.DecodeError, TypeError):
+                self.malformed += 1
+                stage1.skip(source, offset)
+            else:
+                stage1.add(beacon, source, offset)
+            part.position = offset + 1
+            if part.cut is not None and offset >= part.cut:
+                if offset > part.cut:
+                    log.warning("%s: recorded cut %d not found, cut at %d", source, part.cut, offset)
+                await self.flush([tp])
+                part.cut = None
+
+    def _prime(self, source: str, offset: int, value: bytes | None) -> None:
+        try:
+            key = _key_decoder.decode(value or b"")
+        except (msgspec.DecodeError, TypeError):
+            return
+        self.stage1.prime(key.session_id, key.seq, source, offset)
+        self.primed += 1
+
+    # -- output ----------------------------------------------------------------------
+
+    async def flush(self, tps: list[TopicPartition] | None = None) -> None:
+        """Cut every (or the given) partition with unflushed input; see the module docstring."""
+        async with self._lock:
+            await self._flush_locked(tps)
+
+    async def _flush_locked(self, tps: list[TopicPartition] | None) -> None:
+        assert self._consumer is not None and self._producer is not None
+        cuts: dict[TopicPartition, tuple[int, int]] = {}
+        for tp in tps if tps is not None else list(self.parts):
+            part = self.parts.get(tp)
+            pending = self.stage1.pending(part.source) if part else None
+            if part is None or pending is None or pending[1] == pending[0]:
+                continue
+            if tps is None and part.cut is not None:
+                continue  # must re-cut exactly at the recorded boundary first
+            cuts[tp] = pending
+        if not cuts:
+            return
+        await self._consumer.commit(
+            {tp: OffsetAndMetadata(lo + 1, f"cut={hi}") for tp, (lo, hi) in cuts.items()}
+        )
+        futures = []
+        now = time.time()
+        for tp in cuts:
+            by_region: dict[str, list[Partial]] = defaultdict(list)
+            for partial in self.stage1.flush(self.parts[tp].source, now):
+                by_region[partial.region].append(partial)
+            for region, partials in sorted(by_region.items()):
+                futures.append(
+                    await self._producer.send(
+                        c.TOPIC_PARTIALS, encode_bundle(partials), key=region.encode()
+                    )
+                )
+        if futures:
+            await asyncio.gather(*futures)
+        await self._consumer.commit({tp: OffsetAndMetadata(hi + 1, "") for tp, (_, hi) in cuts.items()})
+        self.cuts += len(cuts)
+
+    # -- rebalance (ConsumerRebalanceListener) ---------------------------------------------
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        # Wait for an in-flight flush; unflushed input is replayed by the next owner.
+        async with self._lock:
+            for tp in revoked:
+                part = self.parts.pop(tp, None)
+                if part is not None:
+                    self.stage1.drop(part.source)
+        log.info("stage1: revoked %s", sorted(tp.partition for tp in revoked))
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        assert self._consumer is not None and self._admin is not None
+        if not assigned:
+            return
+        committed = await self._admin.list_consumer_group_offsets(
+            STAGE1_GROUP, partitions=list(assigned)
+        )
+        beginnings = await self._consumer.beginning_offsets(list(assigned))
+        for tp in assigned:
+            meta = committed.get(tp)
+            start = meta.offset if meta is not None and meta.offset >= 0 else beginnings[tp]
+            start = max(start, beginnings[tp])
+            cut = None
+            if meta is not None and meta.metadata.startswith("cut="):
+                cut = int(meta.metadata[4:])
+            source = f"{c.TOPIC_BEACONS}/{tp.partition}"
+            self.stage1.begin(source, start - 1)
+            self.parts[tp] = _Partition(source, start, cut, start)
+            self._consumer.seek(tp, max(beginnings[tp], start - self.stage1.dedup_records))
+        log.info(
+            "stage1: assigned %s",
+            {tp.partition: (p.start, p.cut) for tp, p in self.parts.items() if tp in assigned},
+        )
+
+    # -- self-metrics ------------------------------------------------------------------------
+
+    def lag(self) -> dict[int, int]:
+        """Records behind the end of each owned partition (highwater - position)."""
+        out: dict[int, int] = {}
+        if self._consumer is None:
+            return out
+        for tp, part in self.parts.items():
+            with contextlib.suppress(Exception):
+                high = self._consumer.highwater(tp)
+                if high is not None:
+                    out[tp.partition] = max(0, high - max(part.position, part.start))
+        return out

@@ -1,0 +1,223 @@
+"""Stage 1 as a pure function: dedup, event mapping, panes, lateness, cuts, replay determinism."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from slo import conventions as c
+from slo.beacon import Beacon, Event
+from slo.partial import Partial
+from slo.sketch import LogSketch
+from slo.spec import load_spec
+from slo.stage1 import Stage1
+
+SPEC, _ = load_spec()
+SRC = "beacons/0"
+T0 = 1_800_000_000.0  # a pane boundary for 2 s panes
+
+
+def beacon(seq: int = 0, *events: Event, session: str = "s1", region: str = "eu-west-1",
+           kind: str = c.KIND_RUM, received: float = T0 + 1.0) -> Beacon:
+    return Beacon(session, seq, region, kind, received, received - 0.1, list(events))
+
+
+def ff(ms: float | None, t: float = T0 + 0.5) -> Event:
+    return Event(c.EVENT_FIRST_FRAME, t, ms)
+
+
+def inter(ms: float | None, t: float = T0 + 0.5) -> Event:
+    return Event(c.EVENT_INTERACTION, t, ms)
+
+
+def err(fatal: bool = True, t: float = T0 + 0.5) -> Event:
+    return Event(c.EVENT_ERROR, t, None, fatal)
+
+
+def run(beacons: list[Beacon], spec=SPEC, **kw) -> tuple[Stage1, list[Partial]]:
+    s1 = Stage1(spec, **kw)
+    s1.begin(SRC, -1)
+    for offset, b in enumerate(beacons):
+        s1.add(b, SRC, offset)
+    return s1, s1.flush(SRC)
+
+
+def by_sli(partials: list[Partial]) -> dict[tuple[str, str, str, float], Partial]:
+    return {(p.region, p.sli, p.kind, p.pane_start): p for p in partials}
+
+
+@pytest.mark.parametrize(
+    ("beacons", "want"),
+    [
+        ([beacon(0, ff(120.0))], {"ttff": 1, "attempts": 1, "errors": 0}),
+        ([beacon(0, inter(80.0), inter(90.0))], {"interaction_rtt": 2}),
+        ([beacon(0, ff(100.0), err(True))], {"ttff": 1, "attempts": 2, "errors": 1}),
+        ([beacon(0, err(False))], {}),
+        ([beacon(0, ff(None))], {"attempts": 1, "errors": 0}),
+        ([beacon(0, inter(None), inter(-5.0))], {}),
+        ([beacon(0, ff(100.0)), beacon(0, ff(100.0))], {"ttff": 1, "attempts": 1, "errors": 0}),
+        ([beacon(0, ff(100.0)), beacon(1, ff(100.0))], {"ttff": 2, "attempts": 2, "errors": 0}),
+    ],
+    ids=[
+        "a first frame feeds ttff and counts one attempt",
+        "interactions feed interaction_rtt only",
+        "a fatal error is an attempt and an error",
+        "a non-fatal error is not an SLI event",
+        "a first frame without a value is still an attempt",
+        "interactions without a usable value are ignored",
+        "a retried beacon with the same session and seq is counted once",
+        "the next seq of the same session is a new beacon",
+    ],
+)
+def test_events_map_onto_slis(beacons, want):
+    _, partials = run(beacons)
+    got: dict[str, int] = {}
+    for p in partials:
+        if p.sli == c.SLI_ERRORS:
+            got["attempts"] = got.get("attempts", 0) + p.attempts
+            got["errors"] = got.get("errors", 0) + p.errors
+        else:
+            got[p.sli] = got.get(p.sli, 0) + p.count
+    assert got == want
+
+
+def test_latency_partial_has_exact_bucket_counts_and_a_sketch_of_the_values():
+    values_ms = [12.0, 50.0, 150.0, 150.1, 200.0, 300.0, 999.0]
+    _, partials = run([beacon(0, *(ff(v) for v in values_ms))])
+    p = by_sli(partials)[("eu-west-1", c.SLI_TTFF, c.KIND_RUM, T0)]
+    values = np.array(values_ms) / 1000.0
+    assert p.le_counts == tuple(int((values <= e).sum()) for e in SPEC.histogram_buckets_s)
+    assert (p.count, p.min_s, p.max_s) == (7, 0.012, 0.999)
+    assert p.sum_s == pytest.approx(values.sum())
+    sketch = LogSketch.from_bytes(p.sketch)
+    assert sketch.count == 7
+    assert sketch.quantile(0.5) == pytest.approx(0.150, rel=0.01)
+
+
+@pytest.mark.parametrize(
+    ("event_times", "panes"),
+    [
+        ([T0 + 0.1, T0 + 1.9], [T0]),
+        ([T0 + 0.1, T0 + 2.0, T0 + 5.9], [T0, T0 + 2.0, T0 + 4.0]),
+        ([T0 - 0.1], [T0 - 2.0]),
+    ],
+    ids=[
+        "events within one pane share one partial",
+        "events across three panes give three partials",
+        "an event just before a boundary belongs to the previous pane",
+    ],
+)
+def test_events_are_split_into_event_time_panes(event_times, panes):
+    _, partials = run([beacon(0, *(inter(50.0, t) for t in event_times))])
+    assert sorted(p.pane_start for p in partials) == panes
+    assert all(p.pane_s == SPEC.pane_s for p in partials)
+
+
+@pytest.mark.parametrize(
+    ("event_t", "received", "late"),
+    [
+        (T0 + 0.5, T0 + 1.0, 0),
+        (T0 + 0.5, T0 + 2.0 + SPEC.allowed_lateness_s - 0.01, 0),
+        (T0 + 0.5, T0 + 2.0 + SPEC.allowed_lateness_s + 0.01, 1),
+        (T0 + 0.5, T0 + 3600.0, 1),
+    ],
+    ids=[
+        "an event arriving in its own pane is on time",
+        "an event arriving just within the allowed lateness is on time",
+        "an event arriving just after the allowed lateness is late",
+        "an event an hour old is late but still aggregated",
+    ],
+)
+def test_lateness_is_judged_against_the_beacon_receive_time(event_t, received, late):
+    s1, partials = run([beacon(0, inter(50.0, event_t), received=received)])
+    (p,) = partials
+    assert (p.late, p.count, s1.counters.late_events) == (late, 1, late)
+
+
+def test_regions_outside_the_allow_list_become_other():
+    _, partials = run([beacon(0, ff(100.0), region="mars-1")])
+    assert {p.region for p in partials} == {c.REGION_OTHER}
+
+
+def test_flush_covers_offsets_since_the_previous_flush_and_then_advances():
+    s1 = Stage1(SPEC)
+    s1.begin(SRC, 41)
+    s1.add(beacon(0, ff(100.0)), SRC, 42)
+    s1.skip(SRC, 43)  # a malformed record still moves hi
+    first = s1.flush(SRC)
+    assert {(p.lo, p.hi) for p in first} == {(41, 43)}
+    assert s1.flush(SRC) == []
+    assert s1.pending(SRC) == (43, 43)
+    s1.add(beacon(1, ff(100.0)), SRC, 44)
+    assert {(p.lo, p.hi) for p in s1.flush(SRC)} == {(43, 44)}
+
+
+@pytest.mark.parametrize(
+    ("dedup_records", "gap", "duplicate"),
+    [(10, 5, True), (10, 9, True), (10, 10, False), (10, 50, False)],
+    ids=[
+        "a retry 5 records later is a duplicate within a 10-record memory",
+        "a retry 9 records later is still a duplicate",
+        "a retry 10 records later is outside the memory and counted again",
+        "a retry far outside the memory is counted again",
+    ],
+)
+def test_duplicate_memory_is_bounded_by_records_not_by_time(dedup_records, gap, duplicate):
+    s1 = Stage1(SPEC, dedup_records=dedup_records)
+    s1.begin(SRC, -1)
+    assert s1.add(beacon(0, ff(1.0), session="retry"), SRC, 0)
+    for offset in range(1, gap):
+        s1.add(beacon(0, ff(1.0), session=f"other{offset}"), SRC, offset)
+    assert s1.add(beacon(0, ff(1.0), session="retry"), SRC, gap) is (not duplicate)
+
+
+def corpus(n: int, seed: int = 3) -> list[Beacon]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        session = f"s{rng.integers(0, n // 4)}"
+        events = [inter(float(v), T0 + float(t)) for v, t in
+                  zip(rng.lognormal(4, 0.5, 5), rng.uniform(0, 10, 5), strict=True)]
+        out.append(beacon(int(rng.integers(0, 3)), ff(float(rng.uniform(50, 400))), *events,
+                          session=session, region=SPEC.regions[i % len(SPEC.regions)]))
+    return out
+
+
+@pytest.mark.parametrize(
+    "restart_at", [1, 137, 250, 399],
+    ids=["a restart after the first record", "a restart mid-stream",
+         "a restart at a cut boundary", "a restart before the last record"],
+)
+def test_replay_after_restart_reproduces_the_same_partials(restart_at):
+    """A new process that primes dedup from earlier records and re-cuts at the same offsets
+    produces byte-identical partials: the property stage 2's watermarks rely on."""
+    beacons = corpus(400)
+    cuts = [100, 250, 399]
+
+    def process(s1: Stage1, start: int) -> list[Partial]:
+        out: list[Partial] = []
+        for offset in range(start, len(beacons)):
+            s1.add(beacons[offset], SRC, offset)
+            if offset in cuts:
+                out += s1.flush(SRC)
+        return out
+
+    original = Stage1(SPEC, dedup_records=64)
+    original.begin(SRC, -1)
+    want = process(original, 0)
+    lo = max(cut for cut in [-1, *cuts] if cut < restart_at)  # last committed cut
+    replay = Stage1(SPEC, dedup_records=64)
+    replay.begin(SRC, lo)
+    for offset in range(max(0, lo + 1 - 64), lo + 1):
+        replay.prime(beacons[offset].session_id, beacons[offset].seq, SRC, offset)
+    got = process(replay, lo + 1)
+    assert got == [p for p in want if p.hi > lo]
+    assert original.counters.duplicates > 0
+
+
+def test_pane_width_comes_from_the_spec():
+    spec = dataclasses.replace(SPEC, pane_s=5.0)
+    _, partials = run([beacon(0, inter(10.0, T0 + 1.0), inter(10.0, T0 + 4.9))], spec=spec)
+    assert [(p.pane_start, p.pane_s, p.count) for p in partials] == [(T0, 5.0, 2)]
