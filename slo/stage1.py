@@ -35,7 +35,7 @@ Example::
 from __future__ import annotations
 
 from array import array
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -118,6 +118,14 @@ class Stage1Counters:
     late_events: int = 0
     ignored_events: int = 0
     partials: int = 0
+
+
+@dataclass
+class Stage1Stats:
+    """What a stage-1 runner reports for /metrics: its counters and lag per input partition."""
+
+    counters: Stage1Counters = field(default_factory=Stage1Counters)
+    lag: dict[int, int] = field(default_factory=dict)
 
 
 class Stage1:

@@ -55,7 +55,7 @@ from slo import conventions as c
 from slo.beacon import Beacon
 from slo.durations import format_duration
 from slo.model import Spec
-from slo.stage1 import Stage1
+from slo.stage1 import Stage1, Stage1Stats
 from slo.stage2 import RegionSnapshot, Snapshot, Stage2
 
 log = logging.getLogger(__name__)
@@ -88,9 +88,8 @@ class Engine:
         self._snapshot_flush = -1
         self._trend_at = 0.0
         self._trend: dict[str, deque[tuple[float, float | None, float | None]]] = {}
-        # For slo.stream.metrics.StreamCollector, which reads a worker's runtime:
-        # the engine is its own "runner" and has no partials topic to lag on.
-        self.runner = self
+        # slo.stream.metrics.StreamCollector reads a worker's runtime through
+        # stage1_stats(), partials_lag and stage2; the engine has no partials topic.
         self.partials_lag: dict[int, int] = {}
         self._trend_sli = c.SLI_TTFF if c.SLI_TTFF in spec.latency_slis or not spec.latency_slis else spec.latency_slis[0]
         self._trend_window = min(spec.quantile_windows_s)
@@ -126,6 +125,10 @@ class Engine:
         """Beacons accepted but not yet flushed to stage 2 (the in-process "partition" 0)."""
         pending = self.stage1.pending(SOURCE)
         return {0: pending[1] - pending[0] if pending else 0}
+
+    def stage1_stats(self) -> Stage1Stats:
+        """Stage-1 counters and lag, as a stream worker reports them."""
+        return Stage1Stats(self.stage1.counters, self.lag())
 
     async def run(self) -> None:
         """Flush every ``flush_interval_s`` until cancelled; a failing flush is logged, not fatal."""

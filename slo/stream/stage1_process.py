@@ -22,23 +22,14 @@ import dataclasses
 import logging
 import multiprocessing as mp
 import signal
-from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from slo.stage1 import Stage1, Stage1Counters
+from slo.stage1 import Stage1, Stage1Stats
 from slo.stream.settings import Settings
 
 REPORT_S = 0.25
 _PR_SET_PDEATHSIG = 1
-
-
-@dataclass
-class Stage1Stats:
-    """What the parent exposes on /metrics for stage 1."""
-
-    counters: Stage1Counters = field(default_factory=Stage1Counters)
-    lag: dict[int, int] = field(default_factory=dict)
 
 
 class Stage1Process:
