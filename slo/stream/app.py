@@ -39,11 +39,11 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from slo import conventions as c
 from slo.exposition import EngineCollector
-from slo.stage1 import Stage1
+from slo.stage1 import Stage1, Stage1Stats
 from slo.stage2 import Stage2
 from slo.stream.metrics import StreamCollector
 from slo.stream.settings import Settings
-from slo.stream.stage1_process import Stage1Process, Stage1Stats
+from slo.stream.stage1_process import Stage1Process
 from slo.stream.stage1_runner import Stage1Runner
 from slo.stream.topics import STAGE2_TABLE, decode_bundle, partition_for
 
