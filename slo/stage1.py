@@ -17,6 +17,8 @@ skips by watermark (see ``docs/architecture.md``):
   occurred at an earlier offset less than ``dedup_records`` offsets back in
   the same source. After a restart :meth:`prime` rebuilds this memory from the
   records before ``lo`` without counting them;
+- freshness: each partial carries the newest event time and ``received_at``
+  of its (region, kind) in the cut, so stage 2's freshness is per region;
 - lateness: an event is *late* when its pane ended more than
   ``Spec.allowed_lateness_s`` before the beacon's ``received_at``. Late events
   are still aggregated into their own pane (stage 2's windows decide whether
@@ -104,8 +106,9 @@ class _Source:
     hi: int
     dedup: _Dedup
     acc: dict[_CellKey, list[Any]]
-    max_event_time: float = 0.0
-    max_received_at: float = 0.0
+    # (region, kind) -> [max event time, max received_at] in this cut: freshness is
+    # per region, so one maximum per cut would give every region the newest one's.
+    maxima: dict[tuple[str, str], list[float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -198,7 +201,9 @@ class Stage1:
         late_before = (received - self.lateness_s) // pane_s - 1
         acc = s.acc
         n_events = n_ignored = n_late = 0
-        max_t = s.max_event_time
+        # One maxima lookup per beacon (region and kind are per beacon), not per event.
+        maxima = s.maxima.get((region, kind))
+        max_t = maxima[0] if maxima is not None else 0.0
         last_pane = None
         cell: list[Any] = []
         interaction, first_frame, error = c.EVENT_INTERACTION, c.EVENT_FIRST_FRAME, c.EVENT_ERROR
@@ -238,9 +243,12 @@ class Stage1:
             if pane <= late_before:
                 cell[late_slot] += 1
                 n_late += 1
-        s.max_event_time = max_t
-        if received > s.max_received_at:
-            s.max_received_at = received
+        if maxima is None:
+            s.maxima[(region, kind)] = [max_t, received]
+        else:
+            maxima[0] = max_t
+            if received > maxima[1]:
+                maxima[1] = received
         counters.events += n_events
         counters.ignored_events += n_ignored
         counters.late_events += n_late
@@ -264,14 +272,15 @@ class Stage1:
         s.lo = s.hi
         s.acc = {}
         # Per-cut maxima (not per-process), so a replayed cut carries the same values.
-        s.max_event_time = s.max_received_at = 0.0
+        s.maxima = {}
         self.counters.partials += len(out)
         return out
 
     def _partials(self, source: str, s: _Source, region: str, kind: str, pane: float) -> list[Partial]:
         cell = s.acc[(region, kind, pane)]
         start = pane * self.pane_s
-        meta = _Meta(source, s.lo, s.hi, s.max_event_time, s.max_received_at)
+        max_event_time, max_received_at = s.maxima.get((region, kind), (0.0, 0.0))
+        meta = _Meta(source, s.lo, s.hi, max_event_time, max_received_at)
         out: list[Partial] = []
         for sli, slot, late_slot in _LATENCY_SLOTS:
             if cell[slot]:

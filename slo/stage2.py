@@ -8,8 +8,8 @@ embedded engine (``streamslo/engine.py``). The API is stable:
   it was skipped (already applied, or malformed). Idempotent, see below;
 - ``advance(now)``: slide every window to ``now`` and update trigger states;
 - ``snapshot(now) -> Snapshot``: advance, then a typed, immutable view of every
-  region (cumulative totals, quantiles per window, burn rates, budget left,
-  tier and trigger states, freshness) for ``slo/exposition.py`` and the status page;
+  region (cumulative totals, quantiles, events and errors per window, burn
+  rates, budget left, tier and trigger states, freshness) for ``slo/exposition.py`` and the status page;
 - ``regions()``, ``export_region(region) -> bytes``, ``import_region(region, data)``,
   ``drop_region(region)``: whole-region state for a changelogged table (write
   it once per region per flush) and for partition revocation;
@@ -84,6 +84,19 @@ class SeriesSnapshot:
     quantiles: dict[float, dict[float, float]]
     # window_s -> events (count for latency SLIs, attempts for errors)
     window_events: dict[float, int]
+    # window_s -> fatal errors (errors SLI; 0 for latency SLIs): with window_events
+    # the error ratio of every window, including those no burn-rate tier uses (1m)
+    window_errors: dict[float, int]
+
+    def error_ratio(self, window_s: float) -> float | None:
+        """Errors / attempts over ``window_s``; None without attempts or for latency SLIs.
+
+        ``snap.regions["eu-west-1"].series[("errors", "rum")].error_ratio(60.0)``
+        """
+        attempts = self.window_events.get(window_s, 0)
+        if self.sli != c.SLI_ERRORS or attempts == 0:
+            return None
+        return self.window_errors.get(window_s, 0) / attempts
 
 
 @dataclass(frozen=True)
@@ -105,7 +118,7 @@ class RegionSnapshot:
     series: dict[tuple[str, str], SeriesSnapshot]
     slos: dict[str, SLOSnapshot]
     triggers: dict[str, TriggerState]
-    freshness_s: float | None  # now - newest event time seen, None before any event
+    freshness_s: float | None  # now - newest event time seen in this region, None before any event
     stage1_late_events: int  # events stage 1 reported late, summed over partials
 
 
@@ -340,8 +353,10 @@ class Stage2:
 def _series_snapshot(series: Series) -> SeriesSnapshot:
     quantiles: dict[float, dict[float, float]] = {}
     events: dict[float, int] = {}
+    errors: dict[float, int] = {}
     for window_s, window in series.windows.items():
         events[window_s] = window.count if series.is_latency else window.attempts
+        errors[window_s] = window.errors
         if window.sketches is None or window.count == 0:
             continue
         values = window.quantiles(c.EXPORTED_QUANTILES)
@@ -358,4 +373,5 @@ def _series_snapshot(series: Series) -> SeriesSnapshot:
         errors=series.errors,
         quantiles=quantiles,
         window_events=events,
+        window_errors=errors,
     )

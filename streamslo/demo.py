@@ -98,7 +98,11 @@ class DemoTraffic:
         p = INCIDENT if region in self.incidents else HEALTHY
         skew = 1.0 if region in self.incidents else self._skew[region]
         events: list[dict[str, Any]] = []
-        start = now - float(rng.uniform(0.0, 1.0))
+        # Every event happens before the beacon is sent (ts <= sent_at), as on a real
+        # player: the interactions come 0.2 s after the start, so the start is at
+        # least that long ago. (A start up to 1 s ago put interactions up to 0.2 s
+        # after sent_at, in the future, and the status page showed negative freshness.)
+        start = now - float(rng.uniform(0.2, 1.2))
         if rng.random() < p.fatal_ratio:
             events.append({"type": c.EVENT_ERROR, "ts": start, "code": "MEDIA_ERR_NETWORK", "fatal": True})
         else:

@@ -28,7 +28,8 @@ The status JSON (``GET /api/status``, rendered by ``streamslo/status/app.js``)::
        "incident": false, "events_1m": 950, "freshness_s": 0.8,
        "latency": [{"sli": "ttff", "quantile": 0.95, "threshold_ms": 200.0,
                     "values_ms": {"1m": 141.2, "5m": null}, "breach": {"1m": false, "5m": false}}],
-       "errors": {"max_ratio": 0.01, "ratio": {"5m": 0.002}, "breach": {"5m": false}} | null,
+       "errors": {"max_ratio": 0.01, "ratio": {"1m": 0.004, "5m": 0.002},
+                  "breach": {"1m": false, "5m": false}} | null,
        "slos": [{"slo": "ttff-p95", "budget_remaining": 0.98,
                  "tiers": [{"tier": "fast", "factor": 14.4, "long": 0.1, "short": 0.3, "firing": false}]}],
        "triggers": [{"name": "scale_out", "action": "...", "condition": true, "since_s": 35.0,
@@ -36,7 +37,9 @@ The status JSON (``GET /api/status``, rendered by ``streamslo/status/app.js``)::
        "trend": {"window": "1m", "t": [...], "series": {"ttff p95": [...], "ttff p99": [...]},
                  "thresholds_ms": {"ttff p95": 200.0, "ttff p99": 300.0}}}]}
 
-Status of a region: ``breach`` when a burn-rate tier or a trigger fires or
+Error ratios are errors / attempts per window (``SeriesSnapshot.error_ratio``);
+a ratio counts as a breach only with at least ``low_traffic_min_events``
+attempts in its window. Status of a region: ``breach`` when a burn-rate tier or a trigger fires or
 the shortest window is above a threshold; ``warn`` when a trigger's condition
 holds or a longer window is above a threshold; ``no_data`` without events in
 the shortest window.
@@ -218,15 +221,20 @@ def region_status(
                 "breach": {k: v is not None and threshold_ms is not None and v > threshold_ms for k, v in values.items()},
             })
         elif slo.sli == c.SLI_ERRORS and region is not None:
-            # Error ratios per window come from the SLO's burn rates (ratio = burn x budget),
-            # available for the alerting windows only.
-            snap = region.slos[slo.name]
+            # Per-window errors / attempts straight from the window sums, so the
+            # shortest (trigger) window has a ratio too, not only the alerting windows.
             ratios = {
-                label: (snap.burn_rates[w] * slo.budget if w in snap.burn_rates and snap.events.get(w) else None)
+                label: series.error_ratio(w) if series else None
+                for w, label in zip(windows, labels, strict=True)
+            }
+            # The spec's low-traffic guard, as for burn-rate tiers: 2 failed starts
+            # among the first 50 attempts after a start-up are noise, not a breach.
+            enough = {
+                label: series is not None and series.window_events.get(w, 0) >= spec.low_traffic_min_events
                 for w, label in zip(windows, labels, strict=True)
             }
             errors = {"max_ratio": slo.budget, "ratio": ratios,
-                      "breach": {k: v is not None and v > slo.budget for k, v in ratios.items()}}
+                      "breach": {k: v is not None and enough[k] and v > slo.budget for k, v in ratios.items()}}
     slos = []
     for slo in spec.slos:
         s = region.slos.get(slo.name) if region else None

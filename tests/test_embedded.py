@@ -156,6 +156,22 @@ def test_engine_status_follows_the_traffic(
     assert region_card(engine, "us-east-1")["status"] == "no_data"
 
 
+@pytest.mark.parametrize(("seconds", "per_s", "breach"), [(30, 10, True), (1, 5, False)],
+                         ids=["a 20 % error ratio shows in every window, the shortest included, as a breach",
+                              "5 attempts are below the low-traffic guard: the ratio shows, no breach"])
+def test_status_shows_the_error_ratio_of_every_quantile_window(seconds: int, per_s: int, breach: bool) -> None:
+    # 5s is a quantile window but no alerting window: no burn rate to derive a ratio from
+    spec, problems = parse_spec({**SHORT, "stream": {"pane": "1s", "quantile_windows": ["5s", "10s", "1m"]}})
+    assert spec is not None and 5.0 not in spec.alert_windows_s, problems
+    clock = [T0]
+    engine = Engine(spec, clock=lambda: clock[0])
+    feed(engine, "eu-west-1", 120.0, seconds, per_s=per_s, fatal_every=5)  # 1 in 5 starts fails
+    clock[0] = T0 + seconds
+    errors = region_card(engine, "eu-west-1")["errors"]
+    assert errors["ratio"] == {"5s": pytest.approx(0.2), "10s": pytest.approx(0.2), "1m": pytest.approx(0.2)}
+    assert errors["breach"] == {"5s": breach, "10s": breach, "1m": breach}
+
+
 def test_engine_counts_each_beacon_once_and_reports_what_it_saw() -> None:
     spec, _ = parse_spec(SHORT)
     engine = Engine(spec, clock=lambda: T0 + 5)
@@ -233,6 +249,8 @@ async def test_demo_incident_trips_the_burn_tier_and_the_trigger_of_a_short_wind
             if cards["eu-west-1"]["triggers"][0]["firing"]:
                 break
     sick, healthy = cards["eu-west-1"], cards["us-east-1"]
+    # demo events never lie in the future: freshness is small and never negative
+    assert all(0.0 <= card["freshness_s"] < 5.0 for card in cards.values()), cards
     assert sick["status"] == "breach" and sick["incident"]
     assert sick["triggers"][0]["firing"]
     assert {s["slo"] for s in sick["slos"] if any(t["firing"] for t in s["tiers"])} >= {"ttff-p99"}
@@ -260,6 +278,7 @@ def test_demo_traffic_model(incident: bool, check: str) -> None:
         demo.set_incident(region, incident)
         beacons = [demo.beacon(region, T0) for _ in range(4000)]
         events = [e for b in beacons for e in b["events"]]
+        assert max(e["ts"] for e in events) <= T0  # every event happened before sent_at
         starts = [e for e in events if e["type"] == c.EVENT_FIRST_FRAME or e.get("fatal")]
         fatal = sum(bool(e.get("fatal")) for e in starts) / len(starts)
         for sli, kind in ((c.SLI_TTFF, c.EVENT_FIRST_FRAME), (c.SLI_INTERACTION, c.EVENT_INTERACTION)):

@@ -221,3 +221,23 @@ def test_pane_width_comes_from_the_spec():
     spec = dataclasses.replace(SPEC, pane_s=5.0)
     _, partials = run([beacon(0, inter(10.0, T0 + 1.0), inter(10.0, T0 + 4.9))], spec=spec)
     assert [(p.pane_start, p.pane_s, p.count) for p in partials] == [(T0, 5.0, 2)]
+
+
+@pytest.mark.parametrize(
+    ("cut", "want"),
+    [
+        ([("eu-west-1", T0 + 0.5), ("us-east-1", T0 + 1.5)], {"eu-west-1": T0 + 0.5, "us-east-1": T0 + 1.5}),
+        ([("eu-west-1", T0 + 1.9), ("eu-west-1", T0 + 3.0), ("us-east-1", T0 + 0.2)],
+         {"eu-west-1": T0 + 3.0, "us-east-1": T0 + 0.2}),
+    ],
+    ids=["two regions in one cut each carry their own newest event time",
+         "every pane of a region carries that region's newest event, not the cut's"],
+)
+def test_partials_carry_the_newest_event_time_of_their_own_region(cut, want):
+    beacons = [beacon(i, inter(50.0, t), session=f"s{i}", region=r, received=T0 + 4.0)
+               for i, (r, t) in enumerate(cut)]
+    _, partials = run(beacons)
+    assert {p.region for p in partials} == set(want)
+    for p in partials:
+        assert p.max_event_time == want[p.region], (p.region, p.pane_start)
+        assert p.max_received_at == T0 + 4.0

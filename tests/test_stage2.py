@@ -288,3 +288,45 @@ def test_any_at_least_once_redelivery_counts_every_event_once(
     assert stage2.counters.duplicate == len(delivered) - len(stream)
     series = stage2.snapshot(T0 + 10).regions[EU].series[(c.SLI_TTFF, c.KIND_RUM)]
     assert series.count == sum(p.count for p in stream)
+
+
+@pytest.mark.parametrize(
+    ("window_s", "want_errors", "want_attempts"),
+    [(60.0, 1, 100), (300.0, 21, 300), (3600.0, 21, 300)],
+    ids=[
+        "the 1m trigger window holds only the last minute's errors",
+        "the 5m window adds the older panes' errors",
+        "the 1h window holds everything",
+    ],
+)
+def test_errors_and_error_ratio_per_window(spec: Spec, window_s: float, want_errors: int, want_attempts: int) -> None:
+    stage2 = Stage2(spec)
+    for hi, (pane, errs) in enumerate([(0.0, 15), (100.0, 5), (200.0, 1)], start=1):
+        stage2.apply(errors(spec, pane, 100, errs, hi=hi, lo=hi - 1))
+    stage2.apply(latency(spec, 200.0, hi=4, lo=3))
+    region = stage2.snapshot(T0 + 201.0).regions[EU]
+    series = region.series[(c.SLI_ERRORS, c.KIND_RUM)]
+    assert series.window_errors[window_s] == want_errors
+    assert series.window_events[window_s] == want_attempts
+    assert series.error_ratio(window_s) == pytest.approx(want_errors / want_attempts)
+    # latency series have no error ratio; a window without attempts has none either
+    assert region.series[(c.SLI_TTFF, c.KIND_RUM)].error_ratio(window_s) is None
+    assert stage2.snapshot(T0 + 4000.0).regions[EU].series[(c.SLI_ERRORS, c.KIND_RUM)].error_ratio(60.0) is None
+
+
+def test_freshness_is_per_region_when_one_stage1_cut_holds_several_regions(spec: Spec) -> None:
+    """One stage-1 flush with a fresh and a stale region: each region's freshness is its own."""
+    from slo.beacon import Beacon, Event
+    from slo.stage1 import Stage1
+
+    stage1 = Stage1(spec)
+    newest = {EU: T0 + 99.5, US: T0 + 90.0}  # us-east-1's newest event is 9.5 s older
+    for offset, (region, t) in enumerate(newest.items()):
+        event = Event(c.EVENT_FIRST_FRAME, t, 120.0)
+        stage1.add(Beacon(f"s{offset}", 1, region, c.KIND_RUM, T0 + 99.8, T0 + 99.8, [event]), "beacons/0", offset)
+    stage2 = Stage2(spec)
+    for partial in stage1.flush("beacons/0"):
+        assert stage2.apply(partial)
+    regions = stage2.snapshot(T0 + 100.0).regions
+    assert regions[EU].freshness_s == pytest.approx(0.5)
+    assert regions[US].freshness_s == pytest.approx(10.0)

@@ -25,7 +25,10 @@ function latencyTable(region, windows) {
   if (e) {
     const tds = windows.map((w) => {
       const v = e.ratio[w];
-      return cell(fmtPct(v), v === null || v === undefined ? "none" : e.breach[w] ? "breach" : "");
+      if (v === null || v === undefined) return cell(fmtPct(v), "none");
+      // Above the objective on too few attempts (the spec's low-traffic guard): amber, not red.
+      if (!e.breach[w] && v > e.max_ratio) return `<td class="warn" title="too few attempts to call a breach">${fmtPct(v)}</td>`;
+      return cell(fmtPct(v), e.breach[w] ? "breach" : "");
     });
     rows.push(`<tr><td>error ratio</td><td>≤ ${fmtPct(e.max_ratio)}</td>${tds.join("")}</tr>`);
   }
