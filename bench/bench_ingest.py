@@ -12,7 +12,13 @@ Legs (20-event beacons, unique (session_id, seq) per request):
 - ``pydantic``: FastAPI route with a pydantic body model, answering 202 (the baseline);
 - ``inprocess``: this collector with the InProcessExporter (no-op sink);
 - ``kafka``: this collector producing to a real broker (acks=all, idempotent),
-  started with ``scripts.kafka.KafkaBroker``; topic with 4 partitions.
+  started with ``scripts.kafka.KafkaBroker``; topic with 4 partitions;
+- ``inprocess_traced``, ``kafka_traced``: the same with tracing on
+  (``OTEL_TRACES_SAMPLER=parentbased_traceidratio``, ratio ``--trace-ratio``,
+  default 1 %), exporting OTLP/HTTP to ``tests/otlp_sink.py`` running in this
+  process on 127.0.0.1. The untraced legs run with every ``OTEL_*`` variable
+  removed. ``--rounds N`` repeats all legs N times; the tracing overhead is
+  the median over rounds of the untraced / traced beacons per server CPU-second.
 
 Phases per leg: closed loop at ``--concurrency`` connections (max rate,
 p50/p99), then open loop at 70 % of that max rate (latency measured from
@@ -20,6 +26,7 @@ each request's scheduled send time, so queueing counts).
 
     python bench/bench_ingest.py                      # all legs
     python bench/bench_ingest.py --legs pydantic,inprocess --seconds 3
+    python bench/bench_ingest.py --legs inprocess,inprocess_traced,kafka,kafka_traced --rounds 3
 
 Targets (issue 3): >= 10k beacons/s on one core with acks=all; p99 <= 20 ms at
 70 % of that rate; >= 2x the pydantic baseline.
@@ -31,6 +38,7 @@ import argparse
 import asyncio
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -114,7 +122,8 @@ def make_app(leg: str, kafka: str | None) -> Any:
         return floor_app
     if leg == "pydantic":
         return pydantic_app()
-    return collector_app(kafka if leg == "kafka" else None)
+    # Tracing (the *_traced legs) is set up by the app's lifespan from the OTEL_* environment.
+    return collector_app(kafka if leg.startswith("kafka") else None)
 
 
 def granian_factory() -> Any:
@@ -299,7 +308,21 @@ def create_topic(bootstrap: str, partitions: int = 4) -> None:
     asyncio.run(go())
 
 
-def bench_leg(leg: str, args: argparse.Namespace, kafka: str | None) -> dict[str, Any]:
+def server_env(leg: str, args: argparse.Namespace, otlp: str | None) -> dict[str, str]:
+    """The server's environment: no OTEL_* at all, or tracing at ``--trace-ratio`` to ``otlp``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    if leg.endswith("_traced"):
+        assert otlp is not None
+        env.update({"OTEL_EXPORTER_OTLP_ENDPOINT": otlp,
+                    "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                    "OTEL_TRACES_SAMPLER_ARG": str(args.trace_ratio)})
+        if args.bsp_delay_ms is not None:
+            env["OTEL_BSP_SCHEDULE_DELAY"] = str(args.bsp_delay_ms)
+    return env
+
+
+def bench_leg(leg: str, args: argparse.Namespace, kafka: str | None,
+              otlp: str | None = None) -> dict[str, Any]:
     port = free_port()
     cmd = [sys.executable, __file__, "--serve", leg, "--port", str(port)]
     if args.no_pin:
@@ -307,7 +330,7 @@ def bench_leg(leg: str, args: argparse.Namespace, kafka: str | None) -> dict[str
     cmd += ["--server", args.server]
     if kafka:
         cmd += ["--kafka", kafka]
-    proc = subprocess.Popen(cmd, cwd=ROOT)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=server_env(leg, args, otlp))
     try:
         wait_ready(port, proc)
         reqs = Requests()
@@ -316,7 +339,7 @@ def bench_leg(leg: str, args: argparse.Namespace, kafka: str | None) -> dict[str
                                            args.max_requests, None, reqs))
         at70 = measured(proc.pid, run_load(port, args.concurrency, args.seconds,
                                            args.max_requests, 0.7 * peak["rps"], reqs))
-        return {"leg": leg, "peak": peak, "at70": at70}
+        return {"leg": leg, "peak": peak, "at70": at70, "requests": reqs.n}
     finally:
         proc.terminate()
         proc.wait(20)
@@ -333,6 +356,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kafka", help="use this broker instead of starting one")
     p.add_argument("--no-pin", action="store_true", help="do not pin server/load to CPUs 0/1")
     p.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")
+    p.add_argument("--rounds", type=int, default=1, help="repeat all legs (medians, paired ratios)")
+    p.add_argument("--trace-ratio", type=float, default=0.01, help="sampling ratio of *_traced legs")
+    p.add_argument("--bsp-delay-ms", type=int, default=None,
+                   help="OTEL_BSP_SCHEDULE_DELAY of *_traced legs (SDK default 5000)")
     args = p.parse_args(argv)
     if args.serve:
         serve(args.serve, args.port, args.kafka, not args.no_pin, args.server)
@@ -346,38 +373,50 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_pin and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {1})
     legs = args.legs.split(",")
-    results = []
-    broker = None
-    for leg in legs:
-        kafka = None
-        if leg == "kafka":
-            kafka = args.kafka
+    results: list[dict[str, Any]] = []
+    broker, kafka, sink = None, args.kafka, None
+    if any(leg.endswith("_traced") for leg in legs):
+        from tests.otlp_sink import OtlpSink
+
+        sink = OtlpSink().start()
+    try:
+        if any(leg.startswith("kafka") for leg in legs):
             if kafka is None:
                 from scripts.kafka import KafkaBroker
 
                 broker = KafkaBroker().start()
                 kafka = broker.bootstrap
             create_topic(kafka)
-        try:
-            results.append(bench_leg(leg, args, kafka))
-        finally:
-            if broker is not None:
-                broker.stop()
-                broker = None
-    print(f"\n{'leg':<10} {'beacons/s':>10} {'per CPU-s':>10} {'srv CPU':>8} {'p50 ms':>8} "
+        for rnd in range(args.rounds):
+            for leg in legs:
+                spans0 = len(sink.spans) if sink is not None else 0
+                r = bench_leg(leg, args, kafka if leg.startswith("kafka") else None,
+                              sink.endpoint if sink is not None else None)
+                r["round"] = rnd
+                if leg.endswith("_traced") and sink is not None:
+                    time.sleep(1.0)  # the server flushed on shutdown; let the sink finish decoding
+                    r["spans"] = len(sink.spans) - spans0
+                results.append(r)
+    finally:
+        if broker is not None:
+            broker.stop()
+        if sink is not None:
+            sink.stop()
+    print(f"\n{'leg':<17} {'beacons/s':>10} {'per CPU-s':>10} {'srv CPU':>8} {'p50 ms':>8} "
           f"{'p99 ms':>8} {'@70% /s':>8} {'p50 ms':>7} {'p99 ms':>7}  statuses")
     for r in results:
         pk, lo = r["peak"], r["at70"]
-        print(f"{r['leg']:<10} {pk['rps']:>10.0f} {pk['per_cpu_s']:>10.0f} {pk['cpu_util']:>8.2f} "
+        print(f"{r['leg']:<17} {pk['rps']:>10.0f} {pk['per_cpu_s']:>10.0f} {pk['cpu_util']:>8.2f} "
               f"{pk['p50']:>8.2f} {pk['p99']:>8.2f} {lo['rps']:>8.0f} {lo['p50']:>7.2f} "
               f"{lo['p99']:>7.2f}  {pk['statuses']} {lo['statuses']}")
-    by = {r["leg"]: r for r in results}
+    by = median_by_leg(results)
     fields = [f"server={args.server}", f"concurrency={args.concurrency}",
-              f"events_per_beacon={EVENTS}"]
+              f"events_per_beacon={EVENTS}", f"rounds={args.rounds}"]
     for leg, r in by.items():
         fields += [f"{leg}_rps={r['peak']['rps']:.0f}", f"{leg}_per_cpu_s={r['peak']['per_cpu_s']:.0f}",
                    f"{leg}_p99_ms={r['peak']['p99']:.2f}",
                    f"{leg}_p99_at70_ms={r['at70']['p99']:.2f}"]
+    fields += tracing_summary(results, args)
     base = by.get("pydantic")
     for leg in ("floor", "inprocess", "kafka"):
         if base and leg in by:
@@ -389,6 +428,46 @@ def main(argv: list[str] | None = None) -> int:
     fields.append(f"non_202={bad}")
     print("RESULT " + " ".join(fields))
     return 0
+
+
+def median_by_leg(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per leg, the median of every figure over its rounds (one round: that round's figures)."""
+    by: dict[str, dict[str, Any]] = {}
+    for leg in dict.fromkeys(r["leg"] for r in results):
+        rs = [r for r in results if r["leg"] == leg]
+        by[leg] = {ph: {k: statistics.median(r[ph][k] for r in rs)
+                        for k in ("rps", "per_cpu_s", "p99", "p50")} for ph in ("peak", "at70")}
+    return by
+
+
+def tracing_summary(results: list[dict[str, Any]], args: argparse.Namespace) -> list[str]:
+    """Paired per-round CPU overhead of each *_traced leg against its untraced twin; prints a table."""
+    fields: list[str] = []
+    for traced in dict.fromkeys(r["leg"] for r in results if r["leg"].endswith("_traced")):
+        plain = traced.removesuffix("_traced")
+        pairs = [(p, t) for p in results for t in results
+                 if p["leg"] == plain and t["leg"] == traced and p["round"] == t["round"]]
+        if not pairs:
+            continue
+        # CPU per beacon, traced / untraced, in the same round: robust to a shared machine.
+        cpu = [p["peak"]["per_cpu_s"] / t["peak"]["per_cpu_s"] for p, t in pairs]
+        # Noise on a shared machine only adds CPU time: the best rounds are the cleanest pair.
+        best = max(p["peak"]["per_cpu_s"] for p, _ in pairs) / max(t["peak"]["per_cpu_s"] for _, t in pairs)
+        rps = [t["peak"]["rps"] / p["peak"]["rps"] for p, t in pairs]
+        spans = sum(t["spans"] for _, t in pairs)
+        per_request = 2 if plain == "kafka" else 1  # ingest (+ produce on Kafka)
+        expected = args.trace_ratio * per_request * sum(t["requests"] for _, t in pairs)
+        print(f"\ntracing {traced} vs {plain} (ratio {args.trace_ratio}): CPU per beacon "
+              f"x{statistics.median(cpu):.3f} (rounds: {', '.join(f'{x:.3f}' for x in cpu)}; "
+              f"best round of each x{best:.3f}), "
+              f"peak rate x{statistics.median(rps):.3f}; spans received {spans}, "
+              f"expected about {expected:.0f}")
+        fields += [f"{traced}_cpu_ratio={statistics.median(cpu):.3f}",
+                   f"{traced}_cpu_overhead_pct={(statistics.median(cpu) - 1) * 100:.1f}",
+                   f"{traced}_best_cpu_ratio={best:.3f}",
+                   f"{traced}_rps_ratio={statistics.median(rps):.3f}",
+                   f"{traced}_spans={spans}", f"{traced}_spans_expected={expected:.0f}"]
+    return fields
 
 
 if __name__ == "__main__":

@@ -16,12 +16,25 @@ then the broker must be fresh: the benchmark uses the fixed topic names).
 Prints a table and ends with one ``RESULT`` line. Example::
 
     python bench/bench_stream.py --beacons 100000 --probes 30
+
+Tracing leg (``--tracing-rounds N``, instead of the legs above): N rounds of
+two child-process workers on fresh batches, tracing off, then on
+(``parentbased_traceidratio`` at ``--trace-ratio``, default 1 %, OTLP/HTTP to
+``tests/otlp_sink.py`` in this process). As the collector does at that ratio,
+that fraction of the preloaded beacons carries a sampled ``traceparent``
+header and the rest none. The overhead is the median over rounds of the
+off / on stage-1 rates::
+
+    python bench/bench_stream.py --tracing-rounds 3 --beacons 50000
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import random
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -35,6 +48,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa:
 from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 from aiokafka.errors import KafkaError  # noqa: E402
 
+from bench.bench_ingest import cpu_seconds  # noqa: E402
 from scripts.kafka import KafkaBroker  # noqa: E402
 from slo import conventions as c  # noqa: E402
 from slo.beacon import Beacon, Event, decode, encode  # noqa: E402
@@ -94,13 +108,15 @@ async def end_offset_sum(bootstrap: str, partitions: int) -> int:
 
 
 async def stage1_rate(
-    bootstrap: str, start: int, total: int, events: int, timeout: float
+    bootstrap: str, start: int, total: int, events: int, timeout: float, pid: int | None = None,
 ) -> tuple[float, float]:
     """(events/s, seconds) between the first and the last stage-1 offset commit.
 
     Polls the group's committed offsets with an admin client, so measuring
     costs the worker nothing (scraping /metrics would: every scrape builds a
-    snapshot on the worker's event loop). Commits happen once per cut.
+    snapshot on the worker's event loop). Commits happen once per cut. With
+    ``pid``, the second figure is instead events per CPU-second of that
+    process tree over the same interval (robust to a shared machine).
     """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -117,8 +133,12 @@ async def stage1_rate(
             now = time.monotonic()
             if done > start and first is None:
                 first = (now, done)
+                cpu0 = cpu_seconds(pid) if pid is not None else 0.0
             if done >= total and first is not None:
                 seconds = now - first[0]
+                if pid is not None:
+                    return (done - first[1]) * events / seconds, (done - first[1]) * events / (
+                        cpu_seconds(pid) - cpu0)
                 return (done - first[1]) * events / seconds, seconds
             await asyncio.sleep(0.05)
     finally:
@@ -165,6 +185,99 @@ async def freshness(bootstrap: str, worker: Worker, probes: int, load_per_s: int
     return out
 
 
+def sampled_headers(n: int, ratio: float, seed: int) -> list[list[tuple[str, bytes]]]:
+    """Per message: a sampled W3C ``traceparent`` with probability ``ratio``, else no header."""
+    rng = random.Random(seed)
+    return [[("traceparent", f"00-{rng.getrandbits(128):032x}-{rng.getrandbits(64) or 1:016x}-01".encode())]
+            if rng.random() < ratio else [] for _ in range(n)]
+
+
+async def produce_with_headers(bootstrap: str, values: list[tuple[bytes, bytes]],
+                               headers: list[list[tuple[str, bytes]]]) -> None:
+    """Like ``produce_beacons``, with per-message headers (what the traced collector sends)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+                                linger_ms=5, max_batch_size=256 * 1024)
+    await producer.start()
+    try:
+        futures = []
+        for (key, value), h in zip(values, headers, strict=True):
+            futures.append(await producer.send(c.TOPIC_BEACONS, value, key=key, headers=h or None))
+            if len(futures) >= 5000:
+                await asyncio.gather(*futures)
+                futures.clear()
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+def tracing_legs(bootstrap: str, args: argparse.Namespace) -> int:
+    """Stage-1 rate with tracing off vs on, alternating, on fresh batches; prints table + RESULT."""
+    from tests.otlp_sink import OtlpSink
+
+    create_topic(bootstrap, c.TOPIC_BEACONS, args.partitions)
+    otel = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": str(args.trace_ratio)}
+    rates: dict[str, list[float]] = {"off": [], "on": []}
+    per_cpu: dict[str, list[float]] = {"off": [], "on": []}
+    spans: list[int] = []
+    sampled_total = 0
+    with OtlpSink() as sink:
+        # A discarded warm-up leg first: the first worker on a fresh broker is always slow.
+        for rnd in range(-1, args.tracing_rounds):
+            for mode in ("off",) if rnd < 0 else ("off", "on") if rnd % 2 == 0 else ("on", "off"):
+                start = asyncio.run(end_offset_sum(bootstrap, args.partitions))
+                seed = 102 + 2 * rnd + (mode == "on")
+                data = beacons(args.beacons, args.events, seed=seed, now=time.time())
+                headers = sampled_headers(args.beacons, args.trace_ratio, seed)
+                asyncio.run(produce_with_headers(bootstrap, data, headers))
+                env = {**otel, "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint} if mode == "on" else {}
+                os.environ.update(env)
+                spans0 = len(sink.spans)
+                try:
+                    worker = Worker(bootstrap, args.workdir, f"trace{rnd}{mode}").start()
+                finally:
+                    for k in env:
+                        del os.environ[k]
+                try:
+                    assert worker.proc is not None
+                    rate, cpu_rate = asyncio.run(stage1_rate(
+                        bootstrap, start, start + args.beacons, args.events, 600, worker.proc.pid))
+                finally:
+                    worker.stop()  # flushes its spans on the way out
+                print(f"round {rnd} tracing {mode:>3}: {rate:,.0f} events/s, "
+                      f"{cpu_rate:,.0f} events per worker CPU-s", flush=True)
+                if rnd < 0:
+                    continue
+                rates[mode].append(rate)
+                per_cpu[mode].append(cpu_rate)
+                if mode == "on":
+                    time.sleep(1.0)
+                    spans.append(len(sink.spans) - spans0)
+                    sampled_total += sum(1 for h in headers if h)
+    ratios = [on / off for on, off in zip(rates["on"], rates["off"], strict=True)]
+    ratio = statistics.median(ratios)
+    # CPU per event, on / off, per round (the worker's process tree: stage 1, stage 2, Faust).
+    cpu_ratios = [off / on for on, off in zip(per_cpu["on"], per_cpu["off"], strict=True)]
+    cpu_ratio = statistics.median(cpu_ratios)
+    print(f"\n{args.beacons} beacons x {args.events} events per leg, {args.partitions} partitions, "
+          f"{args.tracing_rounds} rounds, sampled messages {args.trace_ratio:.2%}")
+    print(f"{'tracing':<8} {'median events/s':>16} {'events/CPU-s':>13}  rounds (events/s)")
+    for mode in ("off", "on"):
+        print(f"{mode:<8} {statistics.median(rates[mode]):>16,.0f} "
+              f"{statistics.median(per_cpu[mode]):>13,.0f}  "
+              f"{', '.join(f'{r:,.0f}' for r in rates[mode])}")
+    print(f"CPU per event on/off per round: {', '.join(f'{r:.3f}' for r in cpu_ratios)}")
+    print(f"on/off rate per round: {', '.join(f'{r:.3f}' for r in ratios)}; spans received "
+          f"{sum(spans)} (stage-1 batch spans + stage-2 merges) for {sampled_total} sampled messages")
+    print(f"RESULT stage1_off_events_per_s={statistics.median(rates['off']):.0f} "
+          f"stage1_traced_events_per_s={statistics.median(rates['on']):.0f} "
+          f"stage1_traced_rate_ratio={ratio:.3f} stage1_traced_cpu_ratio={cpu_ratio:.3f} "
+          f"stage1_traced_cpu_overhead_pct={(cpu_ratio - 1) * 100:.1f} "
+          f"trace_ratio={args.trace_ratio} rounds={args.tracing_rounds} beacons={args.beacons} "
+          f"events_per_beacon={args.events} spans={sum(spans)} sampled_messages={sampled_total}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--kafka", default=None, help="fresh broker to use (default: start one)")
@@ -174,10 +287,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--probes", type=int, default=30)
     p.add_argument("--load", type=int, default=1000, help="background beacons/s during probes")
     p.add_argument("--workdir", type=Path, default=Path("/tmp/streamslo-bench-stream"))
+    p.add_argument("--tracing-rounds", type=int, default=0,
+                   help="run only the tracing off/on comparison, this many rounds")
+    p.add_argument("--trace-ratio", type=float, default=0.01)
     args = p.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
     broker = None if args.kafka else KafkaBroker().start()
     bootstrap = args.kafka or broker.bootstrap  # type: ignore[union-attr]
+    if args.tracing_rounds:
+        try:
+            return tracing_legs(bootstrap, args)
+        finally:
+            if broker is not None:
+                broker.stop()
     worker = None
     legs: dict[str, tuple[float, float]] = {}
     fresh: list[float] = []

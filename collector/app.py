@@ -3,7 +3,8 @@
 Use :func:`create_app` with a config and an exporter; the returned FastAPI
 app may be extended (the embedded mode mounts its status page and registers
 its engine metrics on the same ``registry``). The app's lifespan starts and
-shuts down the exporter.
+shuts down the exporter, and sets up tracing (``streamslo.telemetry``: off unless
+an OTLP endpoint is configured) unless the caller passes its own ``tracing``.
 
 The ingest route is a plain ASGI endpoint rather than a FastAPI handler: it
 reads the body as a stream (to cap it during decompression) and decodes it
@@ -30,6 +31,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
+from opentelemetry.trace import Span, Status, StatusCode
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from starlette.routing import Route
 
@@ -42,26 +44,43 @@ from collector.ratelimit import RateLimiter
 from collector.schema import ENCODER, Refusal, openapi_components
 from collector.validation import BODY, Receive, Refused, read_body, to_beacon
 from slo import conventions as c
+from streamslo.telemetry import OFF, Tracing, setup_tracing, shutdown_tracing, tracing
+from streamslo.telemetry import names as tn
 
 log = logging.getLogger(__name__)
 
 INGEST_PATH = "/v1/beacons"
 _JSON_TYPES = (b"", b"application/json", b"text/plain")
 _ENCODINGS = (b"", b"identity", b"gzip")
+SERVICE_NAME = "streamslo-collector"  # OpenTelemetry service.name unless OTEL_SERVICE_NAME is set
 
 Scope = MutableMapping[str, Any]
 Send = Any  # ASGI send callable
 
 
 class IngestEndpoint:
-    """ASGI endpoint for ``POST /v1/beacons`` (and its CORS preflight)."""
+    """ASGI endpoint for ``POST /v1/beacons`` (and its CORS preflight).
+
+    ``tr`` is the span factory (set by the app's lifespan; the no-op ``OFF``
+    until then). With tracing on, each request gets a ``streamslo.ingest``
+    span and, when sampled and the exporter is Kafka (it has a ``topic``), a
+    ``send <topic>`` producer span around the export, whose W3C context the
+    exporter's ``headers`` hook puts in the Kafka message.
+    """
 
     def __init__(
-        self, config: CollectorConfig, exporter: Exporter, metrics: m.CollectorMetrics
+        self,
+        config: CollectorConfig,
+        exporter: Exporter,
+        metrics: m.CollectorMetrics,
+        tr: Tracing = OFF,
     ) -> None:
         self.config = config
         self.exporter = exporter
         self.metrics = metrics
+        self.tr = tr
+        # Only a Kafka exporter gets a produce span: an in-process hand-off is not a send.
+        self._topic: str | None = getattr(exporter, "topic", None)
         self.keys = KeyRing(config.keys)
         self.limiter = RateLimiter(config.rate_per_key, config.burst_per_key)
         self._origins = frozenset(o.encode() for o in config.cors_origins)
@@ -79,8 +98,22 @@ class IngestEndpoint:
             await _respond(send, 405, body, [(b"allow", b"POST, OPTIONS"), *cors])
             return
         t0 = time.perf_counter()
+        # Branch once: with tracing off no span object is built at all; with it
+        # on, an unsampled request gets the shared no-op span (span=None below).
+        if self.tr.enabled:
+            with self.tr.ingest() as span:
+                await self._handle(scope, receive, send, headers, cors,
+                                   span if span.is_recording() else None)
+        else:
+            await self._handle(scope, receive, send, headers, cors, None)
+        self.metrics.request_duration.observe(time.perf_counter() - t0)
+
+    async def _handle(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes],
+        cors: list[tuple[bytes, bytes]], span: Span | None,
+    ) -> None:
         try:
-            status, body, extra = await self._ingest(scope, receive, headers)
+            status, body, extra = await self._ingest(scope, receive, headers, span)
         except Refused as r:
             self.metrics.refused[r.reason].inc()
             self.metrics.beacons[c.OUTCOME_REFUSED].inc()
@@ -88,17 +121,20 @@ class IngestEndpoint:
                 self.metrics.events[c.OUTCOME_REFUSED].inc(r.events)
             status, body = r.status, ENCODER.encode(Refusal(r.message, r.field, r.reason))
             extra = [(b"retry-after", _retry_after(r.retry_after))] if r.retry_after else []
+            if span is not None:
+                _span_outcome(span, c.OUTCOME_REFUSED, r.reason, r.status, r.events)
         except Exception:
             # A bug (ours or a sink's), never bad input: say so honestly with a
             # 500, count it, and keep the traceback in the log.
             log.exception("ingest: unexpected error")
             self.metrics.beacons[c.OUTCOME_FAILED].inc()
             status, body, extra = 500, ENCODER.encode(Refusal("internal error", BODY, "internal")), []
+            if span is not None:
+                _span_outcome(span, c.OUTCOME_FAILED, "internal", 500)
         await _respond(send, status, body, extra + cors)
-        self.metrics.request_duration.observe(time.perf_counter() - t0)
 
     async def _ingest(
-        self, scope: Scope, receive: Receive, headers: dict[bytes, bytes]
+        self, scope: Scope, receive: Receive, headers: dict[bytes, bytes], span: Span | None
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         ctype = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
         if ctype not in _JSON_TYPES:
@@ -125,16 +161,28 @@ class IngestEndpoint:
             # Exporters bound their own wait (KafkaExporter.send_timeout_s,
             # InProcessExporter.timeout_s): an asyncio.timeout here would cost
             # ~10 us per request for sinks that never block.
-            await self.exporter.export(beacon)
+            if span is None:
+                await self.exporter.export(beacon)
+            else:
+                span.set_attribute(tn.ATTR_EVENTS, n)
+                if self._topic is None:
+                    await self.exporter.export(beacon)
+                else:
+                    with self.tr.produce(self._topic, key=beacon.session_id, parent=span):
+                        await self.exporter.export(beacon)  # its headers hook injects the context
         except ExporterUnavailable as exc:
             self.metrics.export_failures.inc()
             self.metrics.beacons[c.OUTCOME_FAILED].inc()
             self.metrics.events[c.OUTCOME_FAILED].inc(n)
             body = ENCODER.encode(Refusal(f"exporter unavailable: {exc}", BODY, "unavailable"))
+            if span is not None:
+                _span_outcome(span, c.OUTCOME_FAILED, "unavailable", 503)
             return 503, body, [(b"retry-after", self._retry_503)]
         self.metrics.export_duration.observe(time.perf_counter() - t0)
         self.metrics.beacons[c.OUTCOME_ACCEPTED].inc()
         self.metrics.events[c.OUTCOME_ACCEPTED].inc(n)
+        if span is not None:
+            span.set_attribute(tn.ATTR_OUTCOME, c.OUTCOME_ACCEPTED)
         return 202, b'{"status":"accepted","events":%d}' % n, []
 
     def _authenticate(self, scope: Scope) -> str:
@@ -172,6 +220,17 @@ class IngestEndpoint:
             (b"allow", b"POST, OPTIONS"),
         ]
         await _respond(send, 204, b"", allow + cors if cors else [(b"allow", b"POST, OPTIONS")])
+
+
+def _span_outcome(span: Span, outcome: str, reason: str, status: int, events: int = 0) -> None:
+    """Record a refused or failed request on its ingest span (only called for recording spans)."""
+    span.set_attribute(tn.ATTR_OUTCOME, outcome)
+    span.set_attribute(tn.ATTR_REASON, reason)
+    span.set_attribute(tn.HTTP_STATUS, status)
+    if events:
+        span.set_attribute(tn.ATTR_EVENTS, events)
+    if status >= 500:  # HTTP semconv: a server span is an error on 5xx only
+        span.set_status(Status(StatusCode.ERROR, reason))
 
 
 def _retry_after(seconds: float) -> bytes:
@@ -212,20 +271,39 @@ def create_app(
     config: CollectorConfig,
     exporter: Exporter,
     registry: CollectorRegistry | None = None,
+    *,
+    tracer: Tracing | None = None,
 ) -> FastAPI:
-    """The collector app; ``/metrics`` serves ``registry`` (a fresh one when None)."""
+    """The collector app; ``/metrics`` serves ``registry`` (a fresh one when None).
+
+    ``tracer=None``: the lifespan sets up the process's tracing from the
+    ``OTEL_*`` environment (``setup_tracing("streamslo-collector")``) and
+    shuts it down on stop. A given ``tracer`` (tests, a host app that owns
+    tracing) is used as is and left running.
+    """
     config.validate()
     registry = registry if registry is not None else CollectorRegistry()
     metrics = m.CollectorMetrics(registry, exporter=getattr(exporter, "name", type(exporter).__name__))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own_tracing = tracer is None
+        if own_tracing:
+            setup_tracing(SERVICE_NAME)
+        tr = tracing() if tracer is None else tracer
+        ingest.tr = tr
+        trace_with = getattr(exporter, "trace_with", None)
+        if tr.enabled and trace_with is not None:
+            trace_with(tr)  # KafkaExporter: traceparent into each sampled message's headers
         await exporter.start()
         try:
             yield
         finally:
             await exporter.shutdown()
             m.mark_process_dead(os.getpid())
+            ingest.tr = OFF
+            if own_tracing:
+                shutdown_tracing()  # flushes the spans still queued
 
     ingest = IngestEndpoint(config, exporter, metrics)
     app = CollectorApp(ingest, title="streamslo collector", version="1", lifespan=lifespan)

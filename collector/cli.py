@@ -7,9 +7,14 @@ each worker is a separate process with its own rate-limit buckets, and
 metrics are merged through ``$PROMETHEUS_MULTIPROC_DIR`` (a temporary
 directory is created when unset).
 
+Tracing (docs/telemetry.md) is set up by the app itself, per worker process,
+from the standard ``OTEL_*`` variables: off unless an OTLP endpoint is set.
+
 Example::
 
     STREAMSLO_INGEST_KEYS=k-0123456789 streamslo collector --kafka 127.0.0.1:9092 --port 8080
+    export OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.01
+    OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 streamslo collector --kafka 127.0.0.1:9092
 """
 
 from __future__ import annotations

@@ -29,11 +29,14 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from slo import beacon as beacon_codec
 from slo import conventions as c
 from slo.beacon import Beacon
+
+if TYPE_CHECKING:
+    from streamslo.telemetry import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +165,17 @@ class KafkaExporter:
         self._task: asyncio.Task[None] | None = None
         self._deadlines: deque[tuple[float, asyncio.Future[Any]]] = deque()
         self._loop_time = time.monotonic  # replaced by the loop's clock in start()
+
+    def trace_with(self, tr: Tracing) -> None:
+        """Put ``tr``'s W3C trace context (``traceparent``) into each message's headers.
+
+        Called by the app's lifespan when tracing is on; an explicit
+        ``headers`` hook wins. The context is the current span's: the
+        endpoint's ``send <topic>`` producer span on sampled requests, none
+        (no header) otherwise.
+        """
+        if self._headers is None:
+            self._headers = lambda _beacon: tr.headers() or None
 
     async def start(self) -> None:
         if self._task is None:

@@ -10,6 +10,9 @@ flushes: source offsets ``lo < offset <= hi``. Everything in it merges exactly:
 - ``count``/``sum_s``/``min_s``/``max_s`` for latency SLIs, and
   ``attempts``/``errors`` for the ``errors`` SLI.
 
+``trace_links`` carries the contexts of the sampled stage-1 spans that fed the
+partial (``docs/telemetry.md``); it plays no part in the aggregate.
+
 ``(source, lo, hi)`` makes aggregation idempotent under at-least-once
 delivery: stage 2 remembers, per region and source, the highest ``hi`` it has
 applied and skips any partial at or below it (see ``docs/architecture.md``).
@@ -42,6 +45,10 @@ class Partial(msgspec.Struct, frozen=True, kw_only=True):
     late: int = 0
     max_event_time: float = 0.0
     max_received_at: float = 0.0
+    # Encoded stage-1 span contexts (streamslo.telemetry.LinkSet) for stage 2's
+    # merge span to link to; b"" when none was sampled. Last, with a default, so
+    # payloads written before it existed still decode.
+    trace_links: bytes = b""
 
 
 _encoder = msgspec.msgpack.Encoder()

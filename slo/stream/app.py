@@ -14,7 +14,10 @@ Use :func:`build_app` to get a configured ``faust.App``; ``streamslo worker``
   so ``/metrics`` stops exporting them; regions of newly assigned partitions
   are loaded from the table once Faust's recovery has finished;
 - ``/metrics`` (Faust's web server, on the event loop, so scrapes never race
-  the agent) serves :class:`slo.exposition.EngineCollector` plus self-metrics.
+  the agent) serves :class:`slo.exposition.EngineCollector` plus self-metrics;
+- tracing (``docs/telemetry.md``) is set up from ``OTEL_*`` as
+  ``streamslo-worker``; each bundle is applied inside a ``streamslo.stage2.merge``
+  span linked to the stage-1 spans its partials carry (:func:`apply_bundle`).
 
 Example::
 
@@ -30,7 +33,7 @@ import logging
 import os
 import signal
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 import msgspec
@@ -44,8 +47,13 @@ from slo.stage2 import Stage2
 from slo.stream.metrics import StreamCollector
 from slo.stream.settings import Settings
 from slo.stream.stage1_process import Stage1Process
-from slo.stream.stage1_runner import Stage1Runner
+from slo.stream.stage1_runner import SERVICE_NAME, Stage1Runner
 from slo.stream.topics import STAGE2_TABLE, decode_bundle, partition_for
+from streamslo.telemetry import Tracing, setup_tracing, tracing
+from streamslo.telemetry.names import ATTR_PARTIAL_SKIPPED
+
+if TYPE_CHECKING:
+    from slo.partial import Partial
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +61,7 @@ log = logging.getLogger(__name__)
 class Runtime:
     """The state one worker process holds; exposed for tests and the metrics collector."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, tracer: Tracing | None = None) -> None:
         self.settings = settings
         self.stage2 = Stage2(settings.spec)
         # Stage 1 runs in a child process by default (see slo/stream/stage1_process.py);
@@ -65,7 +73,7 @@ class Runtime:
             self.child = Stage1Process(settings)
         else:
             self.stage1 = Stage1(settings.spec, dedup_records=settings.dedup_records)
-            self.runner = Stage1Runner(settings, self.stage1)
+            self.runner = Stage1Runner(settings, self.stage1, tracer=tracer)
         self.bundles = 0
         self.bad_bundles = 0
         self.table_writes = 0
@@ -82,9 +90,32 @@ class Runtime:
         return {tp.partition for tp in app.consumer.assignment() if tp.topic == c.TOPIC_PARTIALS}
 
 
-def build_app(settings: Settings) -> faust.App:
-    """A Faust app wired to ``settings``; see the module docstring."""
-    rt = Runtime(settings)
+def apply_bundle(stage2: Stage2, tr: Tracing, region: str, bundle: list[Partial]) -> bool:
+    """Apply one region's bundle (one stage-1 cut) to ``stage2``; True if any partial was new.
+
+    With tracing on, inside a merge span linked to the stage-1 spans in the
+    partials' ``trace_links`` (a span with sampled links is always kept).
+    """
+    if not tr.enabled or not bundle:
+        return any([stage2.apply(p) for p in bundle])
+    first = bundle[0]  # one cut: every partial shares source, lo and hi
+    with tr.merge([p.trace_links for p in bundle], region=region, source=first.source,
+                  lo=first.lo, hi=first.hi) as span:
+        applied = any([stage2.apply(p) for p in bundle])  # a list: apply every one
+        span.set_attribute(ATTR_PARTIAL_SKIPPED, not applied)
+    return applied
+
+
+def build_app(settings: Settings, *, tracer: Tracing | None = None) -> faust.App:
+    """A Faust app wired to ``settings``; see the module docstring.
+
+    ``tracer=None`` sets up the process's tracing from the ``OTEL_*`` variables.
+    """
+    if tracer is None:
+        setup_tracing(SERVICE_NAME)
+        tracer = tracing()
+    tr = tracer
+    rt = Runtime(settings, tr)  # a stage-1 child process sets up its own
     app = faust.App(
         f"{c.FAUST_APP_ID}",
         broker=f"kafka://{settings.bootstrap}",
@@ -145,9 +176,9 @@ def build_app(settings: Settings) -> faust.App:
                 rt.bad_bundles += 1
                 continue
             load_region(region)
-            applied = [rt.stage2.apply(p) for p in bundle]
+            applied = apply_bundle(rt.stage2, tr, region, bundle)
             rt.bundles += 1
-            if any(applied):
+            if applied:
                 # One changelog record per bundle: the region's whole state.
                 table[region.encode()] = rt.stage2.export_region(region)
                 rt.table_writes += 1

@@ -20,6 +20,12 @@ duplicate memory without counting, re-reads from ``lo + 1`` and cuts again at
 ``hi``: the same partials, which stage 2 skips by watermark. See
 ``docs/architecture.md``.
 
+Tracing (``docs/telemetry.md``): with tracing on, each ``getmany`` batch that
+holds a sampled message (a ``traceparent`` from the collector's produce span)
+gets one ``process beacons`` span linked to those messages; its context goes
+into ``trace_links`` of every partial of that partition's next cut, for the
+stage-2 merge span to link to. With tracing off the loop is untouched.
+
 Example::
 
     runner = Stage1Runner(settings, Stage1(spec))
@@ -48,6 +54,9 @@ from slo.partial import Partial
 from slo.stage1 import Stage1
 from slo.stream.settings import Settings
 from slo.stream.topics import STAGE1_GROUP, encode_bundle
+from streamslo.telemetry import OFF, LinkSet, Tracing, setup_tracing, tracing
+
+SERVICE_NAME = "streamslo-worker"  # OpenTelemetry service.name unless OTEL_SERVICE_NAME is set
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +82,14 @@ class _Partition:
 class Stage1Runner(ConsumerRebalanceListener):  # type: ignore[misc]
     """The stage-1 consume/flush loop; see the module docstring."""
 
-    def __init__(self, settings: Settings, stage1: Stage1) -> None:
+    def __init__(self, settings: Settings, stage1: Stage1, *, tracer: Tracing | None = None) -> None:
+        """``tracer=None``: :meth:`run` sets up the process's tracing from ``OTEL_*``."""
         self.settings = settings
         self.stage1 = stage1
+        self._tracer = tracer
+        self.tr: Tracing = tracer if tracer is not None else OFF
+        # Per source: the sampled batch spans since its last cut.
+        self.links: dict[str, LinkSet] = {}
         self.parts: dict[TopicPartition, _Partition] = {}
         self.malformed = 0
         self.cuts = 0
@@ -90,6 +104,10 @@ class Stage1Runner(ConsumerRebalanceListener):  # type: ignore[misc]
     # -- lifecycle -------------------------------------------------------------------
 
     async def run(self) -> None:
+        if self._tracer is None:
+            # Idempotent: in-process, the Faust process may have set it up already.
+            setup_tracing(SERVICE_NAME)
+            self.tr = tracing()
         s = self.settings
         common: dict[str, Any] = {"bootstrap_servers": s.bootstrap, "client_id": s.client_id}
         self._admin = AIOKafkaAdminClient(**common)
@@ -144,6 +162,19 @@ class Stage1Runner(ConsumerRebalanceListener):  # type: ignore[misc]
         part = self.parts.get(tp)
         if part is None:
             return  # revoked while the batch was in flight
+        tr = self.tr
+        if not tr.enabled:  # branch once per batch, never per message
+            await self._process_records(tp, part, records)
+            return
+        with tr.process_batch([rec.headers for rec in records], c.TOPIC_BEACONS,
+                              partition=tp.partition, group=STAGE1_GROUP) as span:
+            if span.is_recording():
+                # Before the records: a recorded cut inside this batch flushes
+                # them, and that cut's partials must carry the link.
+                self.links.setdefault(part.source, LinkSet()).add_span(span)
+            await self._process_records(tp, part, records)
+
+    async def _process_records(self, tp: TopicPartition, part: _Partition, records: list[Any]) -> None:
         stage1, source = self.stage1, part.source
         decode = beacon_wire.decode
         for rec in records:
@@ -199,8 +230,13 @@ class Stage1Runner(ConsumerRebalanceListener):  # type: ignore[misc]
         futures = []
         now = time.time()
         for tp in cuts:
+            source = self.parts[tp].source
+            links = self.links.pop(source, None)
+            trace_links = links.encode() if links else b""
             by_region: dict[str, list[Partial]] = defaultdict(list)
-            for partial in self.stage1.flush(self.parts[tp].source, now):
+            for partial in self.stage1.flush(source, now):
+                if trace_links:
+                    partial = msgspec.structs.replace(partial, trace_links=trace_links)
                 by_region[partial.region].append(partial)
             for region, partials in sorted(by_region.items()):
                 futures.append(
@@ -222,6 +258,7 @@ class Stage1Runner(ConsumerRebalanceListener):  # type: ignore[misc]
                 part = self.parts.pop(tp, None)
                 if part is not None:
                     self.stage1.drop(part.source)
+                    self.links.pop(part.source, None)
         log.info("stage1: revoked %s", sorted(tp.partition for tp in revoked))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
