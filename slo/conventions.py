@@ -44,14 +44,13 @@ REGION_OTHER: Final = "other"
 SLI_TTFF: Final = "ttff"
 SLI_INTERACTION: Final = "interaction_rtt"
 SLI_ERRORS: Final = "errors"
-LATENCY_SLIS: Final = (SLI_TTFF, SLI_INTERACTION)
 SLIS: Final = (SLI_TTFF, SLI_INTERACTION, SLI_ERRORS)
 
-# Beacon event types and the SLI each one feeds.
+# Beacon event types: first_frame feeds ttff, interaction feeds interaction_rtt,
+# first_frame + fatal error are the playback attempts of the errors SLI.
 EVENT_FIRST_FRAME: Final = "first_frame"
 EVENT_INTERACTION: Final = "interaction"
 EVENT_ERROR: Final = "error"
-EVENT_TYPE_TO_SLI: Final = {EVENT_FIRST_FRAME: SLI_TTFF, EVENT_INTERACTION: SLI_INTERACTION}
 
 # Quantiles exported by the in-stream sketches.
 EXPORTED_QUANTILES: Final = (0.5, 0.9, 0.95, 0.99)
