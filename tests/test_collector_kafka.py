@@ -98,7 +98,7 @@ async def test_accepted_beacons_are_on_the_topic_exactly_once_keyed_by_session(k
         assert run.registry.get_sample_value(
             c.METRIC_COLLECTOR_BEACONS, {c.LABEL_OUTCOME: c.OUTCOME_ACCEPTED}) == len(sent)
     records = await read_topic(kafka_broker.bootstrap, topic)
-    seen = Counter()
+    seen: Counter[tuple[str, int]] = Counter()
     for rec in records:
         b = codec.decode(rec.value)
         assert rec.key == b.session_id.encode()
@@ -159,3 +159,59 @@ async def test_broker_down_gives_503_then_recovers_by_itself(kafka_broker_factor
     on_topic = Counter((b.session_id, b.seq) for b in (codec.decode(r.value) for r in records))
     # Every acknowledged beacon is there exactly once; a 503 promised nothing.
     assert all(on_topic[k] == 1 for k in acked), (acked, on_topic)
+
+
+async def make_topic(bootstrap: str, partitions: int, **config: str) -> str:
+    """A fresh topic with ``partitions`` partitions and topic-level ``config``."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    name = f"beacons-test-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1, topic_configs=config)])
+    finally:
+        await admin.close()
+    return name
+
+
+@pytest.mark.parametrize("sessions, per_session", [(1, 40), (37, 6)],
+                         ids=["one session keeps its order in one partition",
+                              "many sessions spread exactly as the default partitioner puts them"])
+async def test_micro_batched_beacons_land_where_producer_send_would_put_them(
+        kafka_broker: Any, sessions: int, per_session: int) -> None:
+    from aiokafka.partitioner import DefaultPartitioner
+
+    topic = await make_topic(kafka_broker.bootstrap, 4)
+    sent = [(f"sess-{s}-{uuid.uuid4().hex[:6]}", q) for q in range(per_session) for s in range(sessions)]
+    async with Running(kafka_broker.bootstrap, topic) as run:
+        # Concurrent requests share micro-batches (one send_batch per partition).
+        responses = await asyncio.gather(*(run.post(beacon_body(s, q)) for s, q in sent))
+        assert [r.status_code for r in responses] == [202] * len(sent)
+    records = await read_topic(kafka_broker.bootstrap, topic)
+    partitioner = DefaultPartitioner()
+    seen: Counter[tuple[str, int]] = Counter()
+    order: dict[str, list[int]] = {}
+    for rec in sorted(records, key=lambda r: (r.partition, r.offset)):
+        b = codec.decode(rec.value)
+        assert rec.key == b.session_id.encode()
+        assert rec.partition == partitioner(rec.key, [0, 1, 2, 3], [0, 1, 2, 3])
+        seen[(b.session_id, b.seq)] += 1
+        order.setdefault(b.session_id, []).append(b.seq)
+    assert seen == Counter(sent)
+    assert all(seqs == sorted(seqs) for seqs in order.values()), order
+    if sessions > 1:
+        assert len({r.partition for r in records}) > 1
+
+
+async def test_a_batch_the_broker_rejects_fails_every_caller_in_it(kafka_broker: Any) -> None:
+    # A real broker-side failure: the topic takes no record batch over 1 KB,
+    # and 40 concurrent beacons share one batch well over that (lz4 or not).
+    topic = await make_topic(kafka_broker.bootstrap, 1, **{"max.message.bytes": "1024"})
+    sent = [(uuid.uuid4().hex, q) for q in range(40)]
+    async with Running(kafka_broker.bootstrap, topic) as run:
+        responses = await asyncio.gather(*(run.post(beacon_body(s, q)) for s, q in sent))
+        assert [r.status_code for r in responses] == [503] * len(sent)
+        failed = run.registry.get_sample_value(c.METRIC_EXPORTER_FAILURES, {c.LABEL_EXPORTER: "kafka"})
+        assert failed == len(sent)
+    assert await read_topic(kafka_broker.bootstrap, topic) == []
