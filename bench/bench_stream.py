@@ -192,24 +192,6 @@ def sampled_headers(n: int, ratio: float, seed: int) -> list[list[tuple[str, byt
             if rng.random() < ratio else [] for _ in range(n)]
 
 
-async def produce_with_headers(bootstrap: str, values: list[tuple[bytes, bytes]],
-                               headers: list[list[tuple[str, bytes]]]) -> None:
-    """Like ``produce_beacons``, with per-message headers (what the traced collector sends)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                                linger_ms=5, max_batch_size=256 * 1024)
-    await producer.start()
-    try:
-        futures = []
-        for (key, value), h in zip(values, headers, strict=True):
-            futures.append(await producer.send(c.TOPIC_BEACONS, value, key=key, headers=h or None))
-            if len(futures) >= 5000:
-                await asyncio.gather(*futures)
-                futures.clear()
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
-
-
 def tracing_legs(bootstrap: str, args: argparse.Namespace) -> int:
     """Stage-1 rate with tracing off vs on, alternating, on fresh batches; prints table + RESULT."""
     from tests.otlp_sink import OtlpSink
@@ -229,7 +211,7 @@ def tracing_legs(bootstrap: str, args: argparse.Namespace) -> int:
                 seed = 102 + 2 * rnd + (mode == "on")
                 data = beacons(args.beacons, args.events, seed=seed, now=time.time())
                 headers = sampled_headers(args.beacons, args.trace_ratio, seed)
-                asyncio.run(produce_with_headers(bootstrap, data, headers))
+                asyncio.run(produce_beacons(bootstrap, data, headers))
                 env = {**otel, "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint} if mode == "on" else {}
                 os.environ.update(env)
                 spans0 = len(sink.spans)

@@ -78,8 +78,16 @@ def create_topic(bootstrap: str, name: str, partitions: int) -> None:
     asyncio.run(go())
 
 
-async def produce_beacons(bootstrap: str, values: Iterable[tuple[bytes, bytes]]) -> int:
-    """Produce ``(key, value)`` pairs to ``beacons`` (acks=all, idempotent); return the count."""
+async def produce_beacons(
+    bootstrap: str,
+    values: Iterable[tuple[bytes, bytes]],
+    headers: Iterable[list[tuple[str, bytes]]] | None = None,
+) -> int:
+    """Produce ``(key, value)`` pairs to ``beacons`` (acks=all, idempotent); return the count.
+
+    ``headers``, when given, holds one header list per message (empty = none),
+    as the traced collector sends them.
+    """
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
         max_batch_size=256 * 1024,
@@ -88,8 +96,11 @@ async def produce_beacons(bootstrap: str, values: Iterable[tuple[bytes, bytes]])
     n = 0
     try:
         futures = []
-        for key, value in values:
-            futures.append(await producer.send(c.TOPIC_BEACONS, value, key=key))
+        pairs: Iterable[tuple[tuple[bytes, bytes], list[tuple[str, bytes]] | None]] = (
+            zip(values, headers, strict=True) if headers is not None else ((kv, None) for kv in values)
+        )
+        for (key, value), h in pairs:
+            futures.append(await producer.send(c.TOPIC_BEACONS, value, key=key, headers=h or None))
             n += 1
             if len(futures) >= 5000:
                 await asyncio.gather(*futures)
