@@ -14,8 +14,6 @@ data from that Prometheus. About two to three minutes.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +28,7 @@ import yaml
 from alerts.generate import Options, generate
 from slo.spec import load_spec
 from tests.fixtures_prometheus import Server, free_port
+from tests.test_embedded import embedded_server
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
@@ -87,28 +86,9 @@ def sink() -> Iterator[Sink]:
 @pytest.fixture
 def pipeline(tmp_path: Path) -> Iterator[str]:
     """``streamslo run --spec tests/specs/short.yaml --demo`` on a free port; yields its URL."""
-    port = free_port()
-    log = (tmp_path / "streamslo-run.log").open("wb")
-    argv = [sys.executable, "-m", "streamslo.cli", "run", "--spec", SPEC, "--port", str(port), "--demo"]
-    process = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait(lambda: _ok(f"{url}/healthz"), 30, "streamslo run did not become healthy")
+    command = f"streamslo run --spec {SPEC} --demo"
+    with embedded_server(command, tmp_path / "streamslo-run.log", ready_timeout_s=30) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
-def _ok(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1.0).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _wait(check: Callable[[], Any], timeout_s: float, message: str) -> Any:
