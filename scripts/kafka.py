@@ -183,7 +183,11 @@ class KafkaBroker:
         if (self.workdir / "data" / "meta.properties").exists():
             return  # restart: keep the log dir
         # What `StorageTool random-uuid` prints (a URL-safe base64 UUID), without a JVM start.
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # Like Kafka's Uuid.randomUuid, never one starting with "-": StorageTool would read
+        # `-t -abc...` as an option and fail (about 1 start in 64).
+        cluster_id = "-"
+        while cluster_id.startswith("-"):
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         subprocess.run(
             # C1 only: a short-lived tool does not pay back C2 compilation.
             self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config),
