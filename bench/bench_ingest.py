@@ -11,8 +11,11 @@ Legs (20-event beacons, unique (session_id, seq) per request):
 - ``floor``: a raw ASGI app that reads the body and answers 202 (uvicorn's own cost);
 - ``pydantic``: FastAPI route with a pydantic body model, answering 202 (the baseline);
 - ``inprocess``: this collector with the InProcessExporter (no-op sink);
-- ``kafka``: this collector producing to a real broker (acks=all, idempotent),
-  started with ``scripts.kafka.KafkaBroker``; topic with 4 partitions;
+- ``kafka``: this collector producing to a real broker (acks=all, idempotent,
+  librdkafka), started with ``scripts.kafka.KafkaBroker``; topic with 4
+  partitions, warmed with a throwaway burst first;
+- ``pydantic_kafka``: the baseline route producing each beacon with aiokafka
+  ``send_and_wait`` (same producer settings): the baseline for the Kafka leg;
 - ``inprocess_traced``, ``kafka_traced``: the same with tracing on
   (``OTEL_TRACES_SAMPLER=parentbased_traceidratio``, ratio ``--trace-ratio``,
   default 1 %), exporting OTLP/HTTP to ``tests/otlp_sink.py`` running in this
@@ -27,6 +30,13 @@ each request's scheduled send time, so queueing counts).
     python bench/bench_ingest.py                      # all legs
     python bench/bench_ingest.py --legs pydantic,inprocess --seconds 3
     python bench/bench_ingest.py --legs inprocess,inprocess_traced,kafka,kafka_traced --rounds 3
+    python bench/bench_ingest.py --paired inprocess,inprocess_traced --rounds 5   # tracing cost
+    python bench/bench_ingest.py --paired inprocess,inprocess --rounds 3          # A/A: ~1.00
+
+``--paired A,B`` serves both legs at once on the server core, half the
+connections each, so whatever else the machine does hits both alike; the
+ratio of their CPU per beacon is then steady to about 1 % (an A,A run reads
+0.96-1.00), where legs run one after another swung by 20 %.
 
 Targets (issue 3): >= 10k beacons/s on one core with acks=all; p99 <= 20 ms at
 70 % of that rate; >= 2x the pydantic baseline.
@@ -77,13 +87,36 @@ class PydBeacon(BaseModel):
     events: list[PydEvent]
 
 
-def pydantic_app() -> Any:
+def pydantic_app(kafka: str | None = None) -> Any:
+    """The baseline: a FastAPI route with a pydantic body model; with ``kafka``, it also
+    produces the beacon the straightforward way (aiokafka ``send_and_wait``, same producer
+    settings as the collector: acks=all, idempotent, lz4, 5 ms linger)."""
+    from contextlib import asynccontextmanager
+
     from fastapi import FastAPI
 
-    app = FastAPI()
+    producer: Any = None
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> Any:
+        nonlocal producer
+        if kafka:
+            from aiokafka import AIOKafkaProducer
+
+            producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all", enable_idempotence=True,
+                                        compression_type="lz4", linger_ms=5)
+            await producer.start()
+        yield
+        if producer is not None:
+            await producer.stop()
+
+    app = FastAPI(lifespan=lifespan)
 
     @app.post("/v1/beacons", status_code=202)
     async def ingest(beacon: PydBeacon) -> dict[str, Any]:
+        if producer is not None:
+            await producer.send_and_wait(TOPIC, beacon.model_dump_json().encode(),
+                                         key=beacon.session_id.encode())
         return {"status": "accepted", "events": len(beacon.events)}
 
     @app.get("/readyz")
@@ -117,11 +150,15 @@ def collector_app(kafka: str | None) -> Any:
     return create_app(cfg, exporter)
 
 
+def needs_kafka(leg: str) -> bool:
+    return leg.startswith("kafka") or leg == "pydantic_kafka"
+
+
 def make_app(leg: str, kafka: str | None) -> Any:
     if leg == "floor":
         return floor_app
-    if leg == "pydantic":
-        return pydantic_app()
+    if leg.startswith("pydantic"):
+        return pydantic_app(kafka if leg == "pydantic_kafka" else None)
     # Tracing (the *_traced legs) is set up by the app's lifespan from the OTEL_* environment.
     return collector_app(kafka if leg.startswith("kafka") else None)
 
@@ -262,6 +299,22 @@ def cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu_seconds(pid: int) -> tuple[float, float]:
+    """(main thread, all other threads) CPU seconds of process ``pid`` (Linux /proc)."""
+    main = other = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        if int(task.name) == pid:
+            main += cpu
+        else:
+            other += cpu
+    return main, other
+
+
 def measured(pid: int, phase: Any) -> dict[str, Any]:
     """Run a load phase and add the server's beacons per CPU-second (robust to a shared machine)."""
     cpu0 = cpu_seconds(pid)
@@ -294,6 +347,25 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) 
     raise TimeoutError("server not ready")
 
 
+def warm_broker(bootstrap: str, messages: int = 20_000) -> None:
+    """Produce a throwaway burst: a just-started broker (cold JIT) answers slowly, and
+    librdkafka burns CPU while it does, which would be charged to the first leg."""
+    from aiokafka import AIOKafkaProducer
+
+    async def go() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+        await producer.start()
+        try:
+            value = Requests().next()
+            for i in range(0, messages, 1000):
+                futs = [await producer.send(TOPIC, value, key=b"%d" % (i + k)) for k in range(1000)]
+                await asyncio.gather(*futs)
+        finally:
+            await producer.stop()
+
+    asyncio.run(go())
+
+
 def create_topic(bootstrap: str, partitions: int = 4) -> None:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -323,14 +395,7 @@ def server_env(leg: str, args: argparse.Namespace, otlp: str | None) -> dict[str
 
 def bench_leg(leg: str, args: argparse.Namespace, kafka: str | None,
               otlp: str | None = None) -> dict[str, Any]:
-    port = free_port()
-    cmd = [sys.executable, __file__, "--serve", leg, "--port", str(port)]
-    if args.no_pin:
-        cmd.append("--no-pin")
-    cmd += ["--server", args.server]
-    if kafka:
-        cmd += ["--kafka", kafka]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=server_env(leg, args, otlp))
+    proc, port = start_server(leg, args, kafka, otlp)
     try:
         wait_ready(port, proc)
         reqs = Requests()
@@ -345,9 +410,92 @@ def bench_leg(leg: str, args: argparse.Namespace, kafka: str | None,
         proc.wait(20)
 
 
+def start_server(leg: str, args: argparse.Namespace, kafka: str | None,
+                 otlp: str | None) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    cmd = [sys.executable, __file__, "--serve", leg, "--port", str(port), "--server", args.server]
+    if args.no_pin:
+        cmd.append("--no-pin")
+    if kafka:
+        cmd += ["--kafka", kafka]
+    return subprocess.Popen(cmd, cwd=ROOT, env=server_env(leg, args, otlp)), port
+
+
+def bench_pair(legs: tuple[str, str], args: argparse.Namespace, kafka: str | None,
+               otlp: str | None) -> dict[str, Any]:
+    """Both legs' servers at once, on the same core, each loaded by half the connections.
+
+    Whatever else the machine does hits both servers alike, so the ratio of
+    their CPU per beacon is far steadier than two legs run one after the other.
+    """
+    procs = [start_server(leg, args, kafka if needs_kafka(leg) else None, otlp) for leg in legs]
+    try:
+        for proc, port in procs:
+            wait_ready(port, proc)
+        reqs = [Requests() for _ in procs]
+        half = max(1, args.concurrency // 2)
+
+        async def together(seconds: float, max_requests: int) -> list[dict[str, Any]]:
+            return list(await asyncio.gather(*(
+                run_load(port, half, seconds, max_requests, None, r)
+                for (_, port), r in zip(procs, reqs, strict=True))))
+
+        asyncio.run(together(1.0, 5_000))  # warm-up
+        cpu0 = [cpu_seconds(proc.pid) for proc, _ in procs]
+        threads0 = [thread_cpu_seconds(proc.pid) for proc, _ in procs]
+        results = asyncio.run(together(args.seconds, args.max_requests))
+        for res, (proc, _), c0, t0 in zip(results, procs, cpu0, threads0, strict=True):
+            cpu = cpu_seconds(proc.pid) - c0
+            res["per_cpu_s"] = res["n"] / cpu if cpu > 0 else float("nan")
+            res["cpu_util"] = cpu / res["elapsed"]
+            main, other = thread_cpu_seconds(proc.pid)
+            # Where the CPU went: the event loop's thread vs the others (span export, librdkafka).
+            res["us_main"] = (main - t0[0]) / res["n"] * 1e6
+            res["us_threads"] = (other - t0[1]) / res["n"] * 1e6
+        return {"legs": legs, "results": results, "requests": [r.n for r in reqs]}
+    finally:
+        for proc, _ in procs:
+            proc.terminate()
+        for proc, _ in procs:
+            proc.wait(20)
+
+
+def paired_main(args: argparse.Namespace, kafka: str | None, otlp: str | None,
+                sink: Any) -> list[str]:
+    """``--paired A,B``: rounds of :func:`bench_pair`; prints a table, returns RESULT fields."""
+    a, b = args.paired.split(",")
+    ratios: list[float] = []
+    print(f"\npaired: {a} and {b} served at once on one core, {args.concurrency // 2} connections each")
+    print(f"{'round':>5} {a + ' /s':>16} {'per CPU-s':>10} {b + ' /s':>22} {'per CPU-s':>10} "
+          f"{'CPU/beacon ' + b + ' / ' + a:>32}")
+    spans = 0
+    for rnd in range(args.rounds):
+        flip = rnd % 2 == 1  # alternate which server starts first
+        spans0 = len(sink.spans) if sink is not None else 0
+        r = bench_pair((b, a) if flip else (a, b), args, kafka, otlp)
+        ra, rb = r["results"][::-1] if flip else r["results"]  # works for an A,A sanity check too
+        ratio = ra["per_cpu_s"] / rb["per_cpu_s"]
+        ratios.append(ratio)
+        if sink is not None:
+            time.sleep(1.0)
+            spans += len(sink.spans) - spans0
+        print(f"{rnd:>5} {ra['rps']:>16.0f} {ra['per_cpu_s']:>10.0f} {rb['rps']:>22.0f} "
+              f"{rb['per_cpu_s']:>10.0f} {ratio:>32.3f}   CPU us/beacon main+threads: "
+              f"{ra['us_main']:.0f}+{ra['us_threads']:.0f} vs {rb['us_main']:.0f}+{rb['us_threads']:.0f}")
+        bad = sum(n for res in r["results"] for st, n in res["statuses"].items() if st != 202)
+        if bad:
+            print(f"      non-202 answers: {bad}")
+    med = statistics.median(ratios)
+    print(f"median CPU per beacon {b} / {a}: {med:.3f} (rounds: {', '.join(f'{x:.3f}' for x in ratios)})")
+    return [f"paired={a},{b}", f"rounds={args.rounds}", f"seconds={args.seconds}",
+            f"{b}_vs_{a}_cpu_ratio={med:.3f}", f"{b}_vs_{a}_cpu_overhead_pct={(med - 1) * 100:.1f}",
+            f"{b}_vs_{a}_cpu_ratio_min={min(ratios):.3f}", f"{b}_vs_{a}_cpu_ratio_max={max(ratios):.3f}",
+            f"spans={spans}"]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--legs", default="floor,pydantic,inprocess,kafka")
+    p.add_argument("--legs", default="floor,pydantic,inprocess,pydantic_kafka,kafka")
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--seconds", type=float, default=5.0)
     p.add_argument("--max-requests", type=int, default=200_000)
@@ -358,6 +506,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")
     p.add_argument("--rounds", type=int, default=1, help="repeat all legs (medians, paired ratios)")
     p.add_argument("--trace-ratio", type=float, default=0.01, help="sampling ratio of *_traced legs")
+    p.add_argument("--paired", metavar="A,B",
+                   help="serve legs A and B at once on one core (e.g. inprocess,inprocess_traced) "
+                        "and compare their CPU per beacon, --rounds times")
     p.add_argument("--bsp-delay-ms", type=int, default=None,
                    help="OTEL_BSP_SCHEDULE_DELAY of *_traced legs (SDK default 5000)")
     args = p.parse_args(argv)
@@ -372,7 +523,9 @@ def main(argv: list[str] | None = None) -> int:
         pass
     if not args.no_pin and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {1})
-    legs = args.legs.split(",")
+    legs = args.paired.split(",") if args.paired else args.legs.split(",")
+    if args.paired and len(legs) != 2:
+        p.error("--paired takes exactly two legs, A,B")
     results: list[dict[str, Any]] = []
     broker, kafka, sink = None, args.kafka, None
     if any(leg.endswith("_traced") for leg in legs):
@@ -380,17 +533,23 @@ def main(argv: list[str] | None = None) -> int:
 
         sink = OtlpSink().start()
     try:
-        if any(leg.startswith("kafka") for leg in legs):
+        if any(needs_kafka(leg) for leg in legs):
             if kafka is None:
                 from scripts.kafka import KafkaBroker
 
                 broker = KafkaBroker().start()
                 kafka = broker.bootstrap
             create_topic(kafka)
+            warm_broker(kafka)
+        if args.paired:
+            fields = paired_main(args, kafka, sink.endpoint if sink is not None else None, sink)
+            print("RESULT " + " ".join([f"server={args.server}", f"concurrency={args.concurrency}",
+                                        f"events_per_beacon={EVENTS}", *fields]))
+            return 0
         for rnd in range(args.rounds):
             for leg in legs:
                 spans0 = len(sink.spans) if sink is not None else 0
-                r = bench_leg(leg, args, kafka if leg.startswith("kafka") else None,
+                r = bench_leg(leg, args, kafka if needs_kafka(leg) else None,
                               sink.endpoint if sink is not None else None)
                 r["round"] = rnd
                 if leg.endswith("_traced") and sink is not None:
@@ -417,12 +576,13 @@ def main(argv: list[str] | None = None) -> int:
                    f"{leg}_p99_ms={r['peak']['p99']:.2f}",
                    f"{leg}_p99_at70_ms={r['at70']['p99']:.2f}"]
     fields += tracing_summary(results, args)
-    base = by.get("pydantic")
-    for leg in ("floor", "inprocess", "kafka"):
-        if base and leg in by:
-            fields.append(f"{leg}_vs_pydantic={by[leg]['peak']['rps'] / base['peak']['rps']:.2f}")
-            fields.append(f"{leg}_cpu_vs_pydantic="
-                          f"{by[leg]['peak']['per_cpu_s'] / base['peak']['per_cpu_s']:.2f}")
+    for base_leg, legs_vs in (("pydantic", ("floor", "inprocess", "kafka")), ("pydantic_kafka", ("kafka",))):
+        base = by.get(base_leg)
+        for leg in legs_vs:
+            if base and leg in by:
+                fields.append(f"{leg}_vs_{base_leg}={by[leg]['peak']['rps'] / base['peak']['rps']:.2f}")
+                fields.append(f"{leg}_cpu_vs_{base_leg}="
+                              f"{by[leg]['peak']['per_cpu_s'] / base['peak']['per_cpu_s']:.2f}")
     bad = sum(n for r in results for ph in ("peak", "at70")
               for s, n in r[ph]["statuses"].items() if s != 202)
     fields.append(f"non_202={bad}")

@@ -46,6 +46,7 @@ from collector.validation import BODY, Receive, Refused, read_body, to_beacon
 from slo import conventions as c
 from streamslo.telemetry import OFF, Tracing, setup_tracing, shutdown_tracing, tracing
 from streamslo.telemetry import names as tn
+from streamslo.telemetry.spans import NO_SPAN
 
 log = logging.getLogger(__name__)
 
@@ -98,14 +99,17 @@ class IngestEndpoint:
             await _respond(send, 405, body, [(b"allow", b"POST, OPTIONS"), *cors])
             return
         t0 = time.perf_counter()
-        # Branch once: with tracing off no span object is built at all; with it
-        # on, an unsampled request gets the shared no-op span (span=None below).
-        if self.tr.enabled:
-            with self.tr.ingest() as span:
+        # With tracing off, or on but this request not drawn, no span object is
+        # built and no ``with`` block is entered: wrapping the awaited handler in
+        # a no-op ``with`` cost 3-4 % of the whole request's CPU (measured with
+        # bench_ingest.py --paired at sampling ratio 0).
+        cm = self.tr.ingest() if self.tr.enabled else NO_SPAN
+        if cm is NO_SPAN:
+            await self._handle(scope, receive, send, headers, cors, None)
+        else:
+            with cm as span:
                 await self._handle(scope, receive, send, headers, cors,
                                    span if span.is_recording() else None)
-        else:
-            await self._handle(scope, receive, send, headers, cors, None)
         self.metrics.request_duration.observe(time.perf_counter() - t0)
 
     async def _handle(

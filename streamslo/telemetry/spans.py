@@ -42,6 +42,9 @@ SpanCM = AbstractContextManager[Span]
 
 # Reusable: nullcontext may be entered any number of times.
 _OFF: SpanCM = nullcontext(INVALID_SPAN)
+# What every helper returns when it builds no span; a hot path may test
+# ``cm is NO_SPAN`` and skip its ``with`` block (measurably cheaper per request).
+NO_SPAN: SpanCM = _OFF
 
 
 def _flags_sampled(traceparent: bytes | str) -> bool | None:
@@ -256,6 +259,8 @@ class Tracing:
         links, count = [], 0
         for h in headers:
             count += 1
+            if not h:  # most messages carry no headers at all: no call for them
+                continue
             parent = header_value(h, n.HEADER_TRACEPARENT)
             if parent is not None and _flags_sampled(parent):
                 ctx = span_context_from_headers(h)
