@@ -1,14 +1,15 @@
 """Exporters (OpenTelemetry Collector vocabulary): where accepted beacons go.
 
-Use :class:`KafkaExporter` in the distributed collector and
-:class:`InProcessExporter` in the embedded mode (it hands each beacon to the
-engine). The ingest endpoint answers 202 only after ``export()`` returned,
-i.e. after the downstream acknowledged; :class:`ExporterUnavailable` is the
-retryable failure and becomes a 503 with ``Retry-After``.
+Use :class:`KafkaExporter` (librdkafka via confluent-kafka) in the
+distributed collector and :class:`InProcessExporter` in the embedded mode (it
+hands each beacon to the engine). The ingest endpoint answers 202 only after
+``export()`` returned, i.e. after the downstream acknowledged;
+:class:`ExporterUnavailable` is the retryable failure and becomes a 503 with
+``Retry-After``.
 
 Exceptions::
 
-    ExporterUnavailable   retryable: broker down, timeout, not started yet
+    ExporterUnavailable   retryable: broker down, timeout, local queue full, not started yet
 
 A 503 means "not acknowledged", not "not delivered": a produce that timed out
 may still land later, and the client's retry carries the same
@@ -27,8 +28,8 @@ import contextlib
 import inspect
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from slo import beacon as beacon_codec
@@ -45,10 +46,6 @@ Headers = list[tuple[str, bytes]]
 
 class ExporterUnavailable(Exception):
     """Retryable: the downstream cannot take the beacon now (answer 503 + Retry-After)."""
-
-
-class DeliveryTimeout(Exception):
-    """Internal: a Kafka delivery was not acknowledged before its deadline."""
 
 
 @runtime_checkable
@@ -105,44 +102,53 @@ class InProcessExporter:
         return not self._closed
 
 
-def _kafka_error() -> type[Exception]:
-    # aiokafka is imported lazily: the embedded mode never loads it.
-    from aiokafka.errors import KafkaError
-
-    error: type[Exception] = KafkaError
-    return error
-
-
-def _default_producer_options() -> dict[str, Any]:
+def _librdkafka_options(bootstrap: str, send_timeout_s: float) -> dict[str, Any]:
     return {
-        # aiokafka defaults to acks=1 without idempotence (DESIGN §7).
+        "bootstrap.servers": bootstrap,
+        # acks=all + idempotence: no loss, no duplicates from the producer's retries (DESIGN §7).
         "acks": "all",
-        "enable_idempotence": True,
-        # lz4 (via cramjam) is cheap on the event loop's core; gzip would cost
-        # more CPU than it saves on the network.
-        "compression_type": "lz4",
-        # Many concurrent requests share a batch: a few ms of linger buys
-        # large batches (one request per partition leader) at a latency cost
-        # well inside the 20 ms p99 target.
-        "linger_ms": 5,
-        "max_batch_size": 256 * 1024,
-        "request_timeout_ms": 10_000,
-        "retry_backoff_ms": 200,
+        "enable.idempotence": True,
+        # lz4 is cheap on CPU; gzip would cost more than it saves on the network.
+        "compression.type": "lz4",
+        # Concurrent requests share a batch: 5 ms of linger buys large batches
+        # at a latency cost well inside the 20 ms p99 target.
+        "linger.ms": 5,
+        # librdkafka's own delivery deadline: past it the message gets a
+        # delivery report with _MSG_TIMED_OUT.
+        "message.timeout.ms": max(1, int(send_timeout_s * 1000)),
+        # A bounded local queue: when full, produce() raises BufferError -> 503.
+        "queue.buffering.max.messages": 100_000,
+        # Java's (and aiokafka's) DefaultPartitioner: a session's key lands on
+        # the same partition whichever producer wrote it (librdkafka's default
+        # is consistent_random, a different hash).
+        "partitioner": "murmur2_random",
     }
 
 
 class KafkaExporter:
-    """Produces each beacon to ``topic`` with key = session_id, acks=all, idempotent.
+    """Produces each beacon to ``topic`` with key = session_id, acks=all, idempotent (librdkafka).
 
-    ``start()`` returns at once and connects in the background (with
-    backoff), so a collector started before its broker becomes ready by
-    itself; a probe task keeps :meth:`ready` current. While not ready,
-    ``export()`` fails fast instead of queueing in the producer.
-    ``headers`` (optional) returns per-message Kafka headers, e.g. a W3C
-    ``traceparent`` from the current OpenTelemetry context.
+    ``start()`` returns at once: librdkafka connects in the background and a
+    probe task (metadata for ``topic`` every ``probe_interval_s``) keeps
+    :meth:`ready` current; while not ready, ``export()`` fails fast instead
+    of queueing. A delivery error (deadline ``send_timeout_s``, broker
+    rejection) or "all brokers down" marks it not ready until the next good
+    probe. A fatal producer error (idempotence broken, e.g. an out-of-order
+    sequence) leaves the producer unusable: the probe task then purges it
+    (its pending callers get 503) and replaces it with a fresh one before
+    probing again. ``headers`` (optional) returns per-message Kafka headers,
+    e.g. a W3C ``traceparent``. ``producer_options`` are librdkafka's dotted
+    names (``{"queue.buffering.max.messages": 10}``) and override the defaults.
+
+    Delivery reports are served on the event loop: while deliveries are
+    pending, a task calls ``poll(0)`` every ``poll_interval_s``, so the
+    callbacks resolve futures on the loop's own thread (no locks, no
+    cross-thread wake-ups). A poll thread handing results over with
+    ``call_soon_threadsafe`` measured no better (``bench/bench_exporter.py``).
     """
 
     name = "kafka"
+    poll_interval_s = 0.001  # latency added to a delivery: at most this (linger is 5 ms)
 
     def __init__(
         self,
@@ -159,132 +165,174 @@ class KafkaExporter:
         self._headers = headers
         self._probe_interval_s = probe_interval_s
         self._send_timeout_s = send_timeout_s
-        self._options = {**_default_producer_options(), **producer_options}
+        self._options = {**_librdkafka_options(bootstrap, send_timeout_s), **producer_options}
         self._producer: Any = None
         self._healthy = False
-        self._task: asyncio.Task[None] | None = None
-        self._deadlines: deque[tuple[float, asyncio.Future[Any]]] = deque()
-        self._loop_time = time.monotonic  # replaced by the loop's clock in start()
+        self._fatal: Any = None  # the KafkaError that made the producer unusable
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pending = 0  # produced, delivery report not served yet
+        self._wake = asyncio.Event()
 
     def trace_with(self, tr: Tracing) -> None:
         """Put ``tr``'s W3C trace context (``traceparent``) into each message's headers.
 
         Called by the app's lifespan when tracing is on; an explicit
-        ``headers`` hook wins. The context is the current span's: the
-        endpoint's ``send <topic>`` producer span on sampled requests, none
-        (no header) otherwise.
+        ``headers`` hook wins.
         """
         if self._headers is None:
             self._headers = lambda _beacon: tr.headers() or None
 
     async def start(self) -> None:
-        if self._task is None:
-            self._loop_time = asyncio.get_running_loop().time
-            self._task = asyncio.create_task(self._run(), name="kafka-exporter")
+        if self._tasks:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._producer = self._new_producer()
+        self._tasks = [asyncio.create_task(self._poll_loop(), name="kafka-exporter-poll"),
+                       asyncio.create_task(self._probe_loop(), name="kafka-exporter-probe")]
 
     def ready(self) -> bool:
         return self._healthy and self._producer is not None
 
     async def export(self, beacon: Beacon) -> None:
-        producer = self._producer
-        if producer is None or not self._healthy:
+        producer, loop = self._producer, self._loop
+        if producer is None or loop is None or not self._healthy:
             raise ExporterUnavailable("Kafka is not reachable")
         headers = self._headers(beacon) if self._headers is not None else None
+        delivered: asyncio.Future[None] = loop.create_future()
         try:
-            # send() itself is bounded by request_timeout_ms (metadata and
-            # buffer waits); the delivery future is not: with idempotence on,
-            # aiokafka retries a batch until the broker is back. The watchdog
-            # in _run() fails futures past their deadline (aiokafka skips
-            # futures already done). One deque append per beacon instead of
-            # asyncio.timeout + shield, which cost ~40 % of the export's CPU.
-            delivery = await producer.send(
-                self.topic,
-                value=beacon_codec.encode(beacon),
-                key=beacon.session_id.encode(),
-                headers=headers,
-            )
-            self._deadlines.append((self._loop_time() + self._send_timeout_s, delivery))
-            await delivery
-        except _kafka_error() as exc:
-            self._healthy = False
-            raise ExporterUnavailable(f"Kafka produce failed: {type(exc).__name__}") from exc
-        except DeliveryTimeout as exc:
-            self._healthy = False
-            raise ExporterUnavailable(str(exc)) from exc
+            producer.produce(self.topic, beacon_codec.encode(beacon), beacon.session_id.encode(),
+                             on_delivery=partial(self._on_delivery, delivered), headers=headers)
+        except BufferError:
+            raise ExporterUnavailable("Kafka producer queue is full") from None
+        except Exception as exc:  # KafkaException: a message over message.max.bytes, or _FATAL
+            if _is_fatal_produce_error(exc):
+                self._healthy = False  # the next poll() raises the fatal error itself
+            raise ExporterUnavailable(f"Kafka produce failed: {exc}") from exc
+        self._pending += 1
+        self._wake.set()
+        await delivered
 
     async def shutdown(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         producer, self._producer = self._producer, None
         self._healthy = False
-        if producer is not None:
-            with contextlib.suppress(Exception):
-                await producer.stop()
-
-    async def _run(self) -> None:
-        try:
-            await self._connect()
-            watchdog = asyncio.create_task(self._watchdog(), name="kafka-exporter-deadlines")
-            try:
-                while True:
-                    await asyncio.sleep(self._probe_interval_s)
-                    await self._probe()
-            finally:
-                watchdog.cancel()
-        except Exception:
-            # A permanent problem (bad options, missing codec): say so; ready() stays False.
-            log.exception("kafka exporter: stopped")
-            raise
-
-    async def _connect(self) -> None:
-        from aiokafka import AIOKafkaProducer
-        from aiokafka.errors import KafkaError
-
-        delay = 0.2
-        while True:
-            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, **self._options)
-            try:
-                await producer.start()
-                await producer.client._wait_on_metadata(self.topic)
-            except (KafkaError, OSError, TimeoutError) as exc:
-                log.warning("kafka exporter: cannot connect to %s: %r", self.bootstrap, exc)
-                with contextlib.suppress(Exception):
-                    await producer.stop()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            self._producer = producer
-            self._healthy = True
-            log.info("kafka exporter: connected to %s", self.bootstrap)
+        if producer is None:
             return
+        # A bounded flush, polled here: delivery callbacks must run on the
+        # loop's thread. What is left is purged; its callers get an error (a
+        # delivery report with _PURGE_*), not a hang.
+        deadline = time.monotonic() + self._send_timeout_s
+        while self._pending and time.monotonic() < deadline:
+            self._poll(producer)
+            await asyncio.sleep(0.01)
+        await self._purge(producer)
 
-    async def _watchdog(self, tick_s: float = 0.1) -> None:
-        """Fail deliveries past their deadline (deadlines are appended in order)."""
-        pending = self._deadlines
+    def _new_producer(self) -> Any:
+        from confluent_kafka import Producer  # lazily: the embedded mode never loads it
+
+        return Producer({**self._options, "error_cb": self._on_error, "logger": log})
+
+    def _poll(self, producer: Any) -> None:
+        """``poll(0)`` on the loop's thread, remembering a fatal error.
+
+        confluent-kafka raises a fatal error from ``poll()`` (once) instead
+        of passing it to ``error_cb``.
+        """
+        try:
+            producer.poll(0)
+        except Exception as exc:
+            err: Any = exc.args[0] if exc.args else None
+            if not (hasattr(err, "fatal") and err.fatal()):
+                raise
+            if self._fatal is None:
+                log.warning("kafka exporter: fatal producer error %s (%s); replacing the producer",
+                            err.name(), err.str())
+            self._fatal = err
+            self._healthy = False
+
+    async def _purge(self, producer: Any) -> None:
+        """Drop everything ``producer`` still holds; each pending caller gets its error."""
+        producer.purge()
+        deadline = time.monotonic() + self._send_timeout_s
+        self._poll(producer)
+        while self._pending and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+            self._poll(producer)
+
+    async def _replace_producer(self) -> None:
+        """After a fatal error: fail the old producer's pending deliveries, then start afresh.
+
+        ``export()`` refuses while this runs (not healthy), so every pending
+        delivery belongs to the old producer.
+        """
+        old = self._producer
+        await self._purge(old)
+        self._pending = 0  # a report the purge did not serve will never be polled
+        self._producer = self._new_producer()
+        self._fatal = None
+
+    def _on_delivery(self, fut: asyncio.Future[None], err: Any, _msg: Any) -> None:
+        """Delivery report, run by ``poll()`` on the event loop's thread."""
+        self._pending -= 1
+        if fut.done():  # the caller was cancelled
+            return
+        if err is None:
+            fut.set_result(None)
+        else:
+            self._healthy = False
+            fut.set_exception(ExporterUnavailable(f"Kafka delivery failed: {err.name()}"))
+
+    def _on_error(self, err: Any) -> None:
+        from confluent_kafka import KafkaError
+
+        if err.code() == KafkaError._ALL_BROKERS_DOWN:
+            if self._healthy:
+                log.warning("kafka exporter: %s", err)
+            self._healthy = False
+
+    async def _poll_loop(self) -> None:
         while True:
-            await asyncio.sleep(tick_s)
-            now = self._loop_time()
-            while pending and (pending[0][1].done() or pending[0][0] <= now):
-                _, fut = pending.popleft()
-                if not fut.done():
-                    fut.set_exception(
-                        DeliveryTimeout(f"Kafka did not acknowledge within {self._send_timeout_s} s")
-                    )
+            if self._pending:
+                self._poll(self._producer)
+                await asyncio.sleep(self.poll_interval_s)
+            else:
+                self._wake.clear()
+                await self._wake.wait()
+
+    async def _probe_loop(self) -> None:
+        while True:
+            self._poll(self._producer)  # error_cb, logs and fatal errors, also while idle
+            if self._fatal is not None:
+                await self._replace_producer()
+            await self._probe()
+            await asyncio.sleep(self._probe_interval_s)
 
     async def _probe(self) -> None:
-        from aiokafka.errors import KafkaError
-
+        """Ready iff the broker answers metadata for the topic (it may auto-create it)."""
+        timeout = max(self._probe_interval_s, 1.0)
         try:
-            async with asyncio.timeout(max(self._probe_interval_s, 1.0)):
-                await self._producer.client.fetch_all_metadata()
-        except (KafkaError, OSError, TimeoutError):
-            if self._healthy:
-                log.warning("kafka exporter: broker %s unreachable", self.bootstrap)
-            self._healthy = False
-        else:
-            if not self._healthy:
-                log.info("kafka exporter: broker %s reachable again", self.bootstrap)
-            self._healthy = True
+            md = await asyncio.to_thread(self._producer.list_topics, self.topic, timeout)
+            meta = md.topics.get(self.topic)
+            ok = meta is not None and meta.error is None and bool(meta.partitions)
+        except Exception as exc:  # KafkaException: timeout, transport
+            log.debug("kafka exporter: metadata probe failed: %s", exc)
+            ok = False
+        if ok and not self._healthy:
+            log.info("kafka exporter: %s ready for topic %s", self.bootstrap, self.topic)
+        elif not ok and self._healthy:
+            log.warning("kafka exporter: broker %s unreachable", self.bootstrap)
+        self._healthy = ok and self._fatal is None
+
+
+def _is_fatal_produce_error(exc: Exception) -> bool:
+    """``produce()`` on a producer that had a fatal error raises KafkaException(_FATAL)."""
+    from confluent_kafka import KafkaError
+
+    err = exc.args[0] if exc.args else None
+    return isinstance(err, KafkaError) and err.code() == KafkaError._FATAL

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import logging
 import os
 import signal
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -68,9 +71,10 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
 class Running:
     """An app with a started KafkaExporter and an in-process HTTP client."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, **producer_options: Any) -> None:
         self.registry = CollectorRegistry()
-        self.exporter = KafkaExporter(bootstrap, topic, probe_interval_s=0.5, send_timeout_s=3.0)
+        self.exporter = KafkaExporter(bootstrap, topic, probe_interval_s=0.5, send_timeout_s=3.0,
+                                      **producer_options)
         cfg = CollectorConfig(regions=("eu-west-1",), require_key=False)
         self.app = create_app(cfg, self.exporter, self.registry)
         self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app),
@@ -207,11 +211,89 @@ async def test_micro_batched_beacons_land_where_producer_send_would_put_them(
 async def test_a_batch_the_broker_rejects_fails_every_caller_in_it(kafka_broker: Any) -> None:
     # A real broker-side failure: the topic takes no record batch over 1 KB,
     # and 40 concurrent beacons share one batch well over that (lz4 or not).
+    # A 500 ms linger keeps them in one batch on a loaded machine (with 5 ms a
+    # straggler once got a batch of its own, under 1 KB, and a 202).
     topic = await make_topic(kafka_broker.bootstrap, 1, **{"max.message.bytes": "1024"})
     sent = [(uuid.uuid4().hex, q) for q in range(40)]
-    async with Running(kafka_broker.bootstrap, topic) as run:
+    async with Running(kafka_broker.bootstrap, topic, **{"linger.ms": 500}) as run:
         responses = await asyncio.gather(*(run.post(beacon_body(s, q)) for s, q in sent))
         assert [r.status_code for r in responses] == [503] * len(sent)
         failed = run.registry.get_sample_value(c.METRIC_EXPORTER_FAILURES, {c.LABEL_EXPORTER: "kafka"})
         assert failed == len(sent)
     assert await read_topic(kafka_broker.bootstrap, topic) == []
+
+
+async def test_a_full_local_producer_queue_answers_503_and_stays_ready(kafka_broker: Any) -> None:
+    # librdkafka holds at most 2 messages, and a long linger keeps the first
+    # two queued while the other eight arrive: produce() raises BufferError.
+    topic = await make_topic(kafka_broker.bootstrap, 1)
+    sent = [(uuid.uuid4().hex, q) for q in range(10)]
+    options = {"queue.buffering.max.messages": 2, "linger.ms": 500}
+    async with Running(kafka_broker.bootstrap, topic, **options) as run:
+        responses = await asyncio.gather(*(run.post(beacon_body(s, q)) for s, q in sent))
+        codes = [r.status_code for r in responses]
+        assert sorted(codes) == [202] * 2 + [503] * 8, codes
+        assert all(int(r.headers["retry-after"]) >= 1 for r in responses if r.status_code == 503)
+        assert run.exporter.ready()  # a full queue is back-pressure, not a broker failure
+        assert (await run.post(beacon_body("after", 1))).status_code == 202
+    accepted = Counter(sent[i] for i, code in enumerate(codes) if code == 202)
+    accepted[("after", 1)] += 1
+    records = await read_topic(kafka_broker.bootstrap, topic)
+    assert Counter((b.session_id, b.seq) for b in (codec.decode(r.value) for r in records)) == accepted
+
+
+def raise_fatal_error(producer: Any, code: int, reason: bytes = b"raised by the test") -> None:
+    """A real librdkafka fatal error on ``producer``, through librdkafka's own test hook.
+
+    confluent-kafka does not wrap ``rd_kafka_test_fatal_error()``, so it is
+    called with ctypes on the librdkafka the wheel bundles. The ``rd_kafka_t``
+    pointer is the first field after ``PyObject_HEAD`` in confluent-kafka's
+    ``Handle``; ``rd_kafka_name()`` checks that before anything is raised.
+    """
+    import confluent_kafka
+
+    libs = sorted((Path(confluent_kafka.__file__).parent.parent / "confluent_kafka.libs")
+                  .glob("librdkafka*.so*"))
+    if not libs:
+        pytest.skip("confluent-kafka without a bundled librdkafka (not a wheel)")
+    rd = ctypes.CDLL(str(libs[0]))
+    rd.rd_kafka_name.argtypes = [ctypes.c_void_p]
+    rd.rd_kafka_name.restype = ctypes.c_char_p
+    rd.rd_kafka_test_fatal_error.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p]
+    rd.rd_kafka_test_fatal_error.restype = ctypes.c_int
+    rk = ctypes.c_void_p.from_address(id(producer) + object.__basicsize__).value
+    assert rd.rd_kafka_name(rk).startswith(b"rdkafka#producer-")
+    assert rd.rd_kafka_test_fatal_error(rk, code, reason) == 0
+
+
+@pytest.mark.parametrize("pending", [0, 3], ids=[
+    "with nothing in flight",
+    "with lingering deliveries, which each fail with 503"])
+async def test_a_fatal_producer_error_replaces_the_producer_which_becomes_ready_by_itself(
+        kafka_broker: Any, caplog: pytest.LogCaptureFixture, pending: int) -> None:
+    from confluent_kafka import KafkaError
+
+    topic = await make_topic(kafka_broker.bootstrap, 1)
+    # A long linger keeps the pending beacons in librdkafka's queue when the error hits.
+    async with Running(kafka_broker.bootstrap, topic, **{"linger.ms": 1000 if pending else 5}) as run:
+        assert (await run.post(beacon_body("before", 1))).status_code == 202
+        lingering = [asyncio.create_task(run.post(beacon_body("lingering", q))) for q in range(pending)]
+        await wait_until(lambda: run.exporter._pending == pending, 5, "the beacons to be produced")
+        old = run.exporter._producer
+        caplog.set_level(logging.WARNING, logger="collector.exporters")
+        raise_fatal_error(old, KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER)
+
+        # Checked every loop iteration: not ready lasts at least a metadata round trip.
+        deadline = time.monotonic() + 5
+        while run.exporter.ready():
+            assert time.monotonic() < deadline, "still ready after the fatal error"
+            await asyncio.sleep(0)
+        assert [r.status_code for r in await asyncio.gather(*lingering)] == [503] * pending
+        await wait_until(lambda: run.exporter.ready() and run.exporter._producer is not old, 10,
+                         "a fresh producer to become ready")
+        assert (await run.post(beacon_body("after", 1))).status_code == 202
+    fatal_logs = [r for r in caplog.records if "fatal producer error" in r.getMessage()]
+    assert len(fatal_logs) == 1 and "OUT_OF_ORDER_SEQUENCE_NUMBER" in fatal_logs[0].getMessage()
+    records = await read_topic(kafka_broker.bootstrap, topic)
+    assert Counter((b.session_id, b.seq) for b in (codec.decode(r.value) for r in records)) == \
+        Counter([("before", 1), ("after", 1)])
