@@ -4,11 +4,11 @@ Two legs, each against a baseline measured in the same run:
 
 - ``ingest``: the collector's ``POST /v1/beacons`` endpoint (``collector.app``,
   the ASGI ``IngestEndpoint`` called directly with a 20-event beacon and a
-  no-op exporter that has a topic and KafkaExporter's header hook; no HTTP
+  no-op exporter that has a topic and keeps the headers it is given; no HTTP
   parsing, so the baseline is an underestimate of a real request and the
   ratios are conservative). The endpoint's own tracing is what is measured:
   ``endpoint.tr`` is the mode's ``Tracing`` (ingest span, produce span,
-  ``tr.headers()`` in the hook); the baseline is the same endpoint with ``OFF``.
+  ``tr.headers(send)`` passed to the exporter); the baseline is the same endpoint with ``OFF``.
   ``bench/bench_ingest.py --legs inprocess,inprocess_traced,...`` measures the
   same over real HTTP;
 - ``stage1``: decode a beacon and ``slo.stage1.Stage1.add`` it (with a flush
@@ -82,23 +82,19 @@ class SerializingExporter(SpanExporter):
 
 
 class HeaderExporter(InProcessExporter):
-    """A no-op sink with a ``topic`` (so the endpoint opens its produce span) and
-    :class:`~collector.exporters.KafkaExporter`'s header hook; keeps the last headers."""
+    """A no-op sink with a ``topic`` (so the endpoint opens its produce span and passes
+    the ``traceparent`` headers, as it does to KafkaExporter); keeps the last headers."""
 
     name = "headers"
     topic = c.TOPIC_BEACONS
 
     def __init__(self) -> None:
-        super().__init__(self._sink)
-        self.tr: Tracing = OFF
+        super().__init__(lambda _beacon: None)
         self.last: list[tuple[str, bytes]] = []
 
-    def trace_with(self, tr: Tracing) -> None:
-        self.tr = tr
-
-    def _sink(self, beacon: Beacon) -> None:
-        # What KafkaExporter's hook does: tr.headers() or None, only when tracing is on.
-        self.last = (self.tr.headers() or []) if self.tr.enabled else []
+    async def export(self, beacon: Beacon, headers: list[tuple[str, bytes]] | None = None) -> None:
+        self.last = headers or []
+        await super().export(beacon, headers)
 
 
 class IngestLeg:
@@ -135,9 +131,8 @@ class IngestLeg:
 
     def run(self, loop: asyncio.AbstractEventLoop, tr: Tracing, provider: TracerProvider | None,
             requests: int, traced: bool) -> tuple[float, list[list[tuple[str, bytes]]]]:
-        # What the app's lifespan does: hand the endpoint and the exporter their Tracing.
+        # What the app's lifespan does: hand the endpoint its Tracing.
         self.endpoint.tr = tr if traced else OFF
-        self.exporter.trace_with(self.endpoint.tr)
 
         async def go() -> list[list[tuple[str, bytes]]]:
             return [await self.call() for _ in range(requests)]

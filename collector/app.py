@@ -65,8 +65,8 @@ class IngestEndpoint:
     ``tr`` is the span factory (set by the app's lifespan; the no-op ``OFF``
     until then). With tracing on, each request gets a ``streamslo.ingest``
     span and, when sampled and the exporter is Kafka (it has a ``topic``), a
-    ``send <topic>`` producer span around the export, whose W3C context the
-    exporter's ``headers`` hook puts in the Kafka message.
+    ``send <topic>`` producer span around the export, whose W3C context goes
+    to the exporter as the message's ``traceparent`` header.
     """
 
     def __init__(
@@ -172,8 +172,9 @@ class IngestEndpoint:
                 if self._topic is None:
                     await self.exporter.export(beacon)
                 else:
-                    with self.tr.produce(self._topic, key=beacon.session_id, parent=span):
-                        await self.exporter.export(beacon)  # its headers hook injects the context
+                    # Only sampled requests carry a traceparent: the others pay nothing for it.
+                    with self.tr.produce(self._topic, key=beacon.session_id, parent=span) as send:
+                        await self.exporter.export(beacon, self.tr.headers(send))
         except ExporterUnavailable as exc:
             self.metrics.export_failures.inc()
             self.metrics.beacons[c.OUTCOME_FAILED].inc()
@@ -296,9 +297,6 @@ def create_app(
             setup_tracing(SERVICE_NAME)
         tr = tracing() if tracer is None else tracer
         ingest.tr = tr
-        trace_with = getattr(exporter, "trace_with", None)
-        if tr.enabled and trace_with is not None:
-            trace_with(tr)  # KafkaExporter: traceparent into each sampled message's headers
         await exporter.start()
         try:
             yield

@@ -30,14 +30,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from slo import beacon as beacon_codec
 from slo import conventions as c
 from slo.beacon import Beacon
-
-if TYPE_CHECKING:
-    from streamslo.telemetry import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +53,10 @@ class Exporter(Protocol):
 
     async def start(self) -> None: ...
 
-    async def export(self, beacon: Beacon) -> None: ...
+    async def export(self, beacon: Beacon, headers: Headers | None = None) -> None:
+        """Deliver ``beacon``; ``headers`` (e.g. a W3C ``traceparent``) go along where the
+        downstream has a place for them (Kafka message headers), else are ignored."""
+        ...
 
     async def shutdown(self) -> None: ...
 
@@ -84,7 +84,7 @@ class InProcessExporter:
     async def start(self) -> None:
         self._closed = False
 
-    async def export(self, beacon: Beacon) -> None:
+    async def export(self, beacon: Beacon, headers: Headers | None = None) -> None:
         if self._closed:
             raise ExporterUnavailable("in-process exporter is shut down")
         result = self._sink(beacon)
@@ -136,9 +136,10 @@ class KafkaExporter:
     probe. A fatal producer error (idempotence broken, e.g. an out-of-order
     sequence) leaves the producer unusable: the probe task then purges it
     (its pending callers get 503) and replaces it with a fresh one before
-    probing again. ``headers`` (optional) returns per-message Kafka headers,
-    e.g. a W3C ``traceparent``. ``producer_options`` are librdkafka's dotted
-    names (``{"queue.buffering.max.messages": 10}``) and override the defaults.
+    probing again. ``export(beacon, headers)`` puts ``headers`` (the ingest
+    endpoint passes a W3C ``traceparent`` on sampled requests only) on the
+    message. ``producer_options`` are librdkafka's dotted names
+    (``{"queue.buffering.max.messages": 10}``) and override the defaults.
 
     Delivery reports are served on the event loop: while deliveries are
     pending, a task calls ``poll(0)`` every ``poll_interval_s``, so the
@@ -155,14 +156,12 @@ class KafkaExporter:
         bootstrap: str,
         topic: str = c.TOPIC_BEACONS,
         *,
-        headers: Callable[[Beacon], Headers | None] | None = None,
         probe_interval_s: float = 1.0,
         send_timeout_s: float = 5.0,
         **producer_options: Any,
     ) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
-        self._headers = headers
         self._probe_interval_s = probe_interval_s
         self._send_timeout_s = send_timeout_s
         self._options = {**_librdkafka_options(bootstrap, send_timeout_s), **producer_options}
@@ -173,15 +172,6 @@ class KafkaExporter:
         self._tasks: list[asyncio.Task[None]] = []
         self._pending = 0  # produced, delivery report not served yet
         self._wake = asyncio.Event()
-
-    def trace_with(self, tr: Tracing) -> None:
-        """Put ``tr``'s W3C trace context (``traceparent``) into each message's headers.
-
-        Called by the app's lifespan when tracing is on; an explicit
-        ``headers`` hook wins.
-        """
-        if self._headers is None:
-            self._headers = lambda _beacon: tr.headers() or None
 
     async def start(self) -> None:
         if self._tasks:
@@ -194,11 +184,10 @@ class KafkaExporter:
     def ready(self) -> bool:
         return self._healthy and self._producer is not None
 
-    async def export(self, beacon: Beacon) -> None:
+    async def export(self, beacon: Beacon, headers: Headers | None = None) -> None:
         producer, loop = self._producer, self._loop
         if producer is None or loop is None or not self._healthy:
             raise ExporterUnavailable("Kafka is not reachable")
-        headers = self._headers(beacon) if self._headers is not None else None
         delivered: asyncio.Future[None] = loop.create_future()
         try:
             producer.produce(self.topic, beacon_codec.encode(beacon), beacon.session_id.encode(),
