@@ -58,7 +58,6 @@ from slo.beacon import Beacon, Event
 from slo.spec import load_spec
 from slo.stage1 import Stage1
 from streamslo.telemetry import OFF, LinkSet, Tracing, setup_tracing, span_context_from_headers
-from streamslo.telemetry.names import TRACER_NAME
 
 MODES = ("baseline", "off", "on_0pct", "on_1pct", "on_1pct_sdk", "on_100pct")
 RATIOS = {"on_0pct": 0.0, "on_1pct": 0.01, "on_1pct_sdk": 0.01, "on_100pct": 1.0}
@@ -248,8 +247,7 @@ def main() -> None:
             provider = setup_tracing(f"bench-{lg}", exporter=exporter, env=env, install=False)
             assert provider is not None
             provs[lg][name] = provider
-            tracings[lg][name] = (Tracing(provider.get_tracer(TRACER_NAME)) if name == "on_1pct_sdk"
-                                  else Tracing.from_provider(provider))
+            tracings[lg][name] = Tracing.from_provider(provider, head=name != "on_1pct_sdk")
 
     secs: dict[str, dict[str, list[float]]] = {lg: {m: [] for m in MODES} for lg in legs}
     expected = {lg: dict.fromkeys(MODES, 0) for lg in legs}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import msgspec
@@ -513,3 +514,95 @@ def test_ingest_span_root_or_nested(root: bool, nested: bool) -> None:
     (ingest,) = by_name(exporter.get_finished_spans(), n.SPAN_INGEST)
     assert (ingest.context.trace_id == outer.get_span_context().trace_id) is nested
     assert (ingest.parent is not None) is nested
+
+
+# --- the collector's recorded spans (streamslo.telemetry.request) -------------------------
+
+PARITY_CASES = [
+    # (events, send, send_fails, outcome, status)
+    (3, True, False, c.OUTCOME_ACCEPTED, 202),
+    (0, False, False, c.OUTCOME_REFUSED, 422),
+    (3, True, True, c.OUTCOME_FAILED, 503),
+]
+
+
+def _span_shape(spans: tuple[ReadableSpan, ...]) -> list[tuple[object, ...]]:
+    """What a reader of the trace sees, without ids and clocks."""
+    ingest = by_name(spans, n.SPAN_INGEST)[0]
+    assert ingest.context is not None
+    shape = []
+    for s in spans:
+        assert s.context is not None and s.context.trace_flags.sampled
+        assert s.context.trace_id == ingest.context.trace_id
+        assert s.start_time is not None and s.end_time is not None and s.start_time <= s.end_time
+        parent = "ingest" if s.parent is not None and s.parent.span_id == ingest.context.span_id else s.parent
+        shape.append((s.name, s.kind, parent, dict(s.attributes or {}), s.status.status_code,
+                      [e.name for e in s.events], dict(s.resource.attributes),
+                      s.instrumentation_scope.name if s.instrumentation_scope else None))
+    return sorted(shape, key=lambda x: str(x[0]))
+
+
+@pytest.mark.parametrize(("events", "send", "fails", "outcome", "status"), PARITY_CASES,
+                         ids=["an accepted request sent to Kafka gives the same two spans",
+                              "a refused request gives the same single span",
+                              "a failed send gives the same error on both spans"])
+def test_recorded_request_spans_equal_the_sdk_spans_of_the_same_request(
+    events: int, send: bool, fails: bool, outcome: str, status: int,
+) -> None:
+    from opentelemetry.trace import Status
+
+    shapes = []
+    for recorded in (False, True):
+        exporter = InMemorySpanExporter()
+        tr, provider = make_tracing(exporter)
+        error = RuntimeError("broker down") if fails else None
+        if recorded:
+            spans = tr.request()
+            assert spans is not None
+            if send:
+                spans.set_attribute(n.ATTR_EVENTS, events)
+                assert [k for k, _ in spans.start_send(c.TOPIC_BEACONS, "s1")] == ["traceparent"]
+                spans.end_send(error)
+            spans.set_attribute(n.ATTR_OUTCOME, outcome)
+            if status != 202:
+                spans.set_attribute(n.HTTP_STATUS, status)
+            if status >= 500:
+                spans.set_error("unavailable")
+            spans.end()
+        else:
+            with tr.ingest() as span:
+                if send:
+                    span.set_attribute(n.ATTR_EVENTS, events)
+                    expect = pytest.raises(RuntimeError) if fails else contextlib.nullcontext()
+                    with expect, tr.produce(c.TOPIC_BEACONS, key="s1", parent=span) as producer:
+                        assert [k for k, _ in tr.headers(producer)] == ["traceparent"]
+                        if error is not None:
+                            raise error
+                span.set_attribute(n.ATTR_OUTCOME, outcome)
+                if status != 202:
+                    span.set_attribute(n.HTTP_STATUS, status)
+                if status >= 500:
+                    span.set_status(Status(StatusCode.ERROR, "unavailable"))
+        provider.shutdown()
+        shapes.append(_span_shape(exporter.get_finished_spans()))
+    assert shapes[0] == shapes[1]
+    assert len(shapes[1]) == (2 if send else 1)
+
+
+@pytest.mark.parametrize("head", [True, False], ids=["with the head draw", "with the provider's sampler"])
+def test_recorded_request_spans_follow_the_sampling_ratio(head: bool) -> None:
+    exporter = InMemorySpanExporter()
+    env = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.05"}
+    provider = t.setup_tracing("test", exporter=exporter, env=env, install=False, batch=False)
+    assert provider is not None
+    tr = t.Tracing.from_provider(provider, head=head)
+    assert (tr.head is not None) == head
+    sampled = 0
+    for _ in range(4000):
+        spans = tr.request()
+        if spans is not None:
+            sampled += 1
+            spans.end()
+    provider.shutdown()
+    assert 120 <= sampled <= 290  # 200 expected; binomial sd 14
+    assert len(exporter.get_finished_spans()) == sampled

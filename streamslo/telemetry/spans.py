@@ -36,15 +36,13 @@ from streamslo.telemetry.propagation import (
     inject_headers,
     span_context_from_headers,
 )
+from streamslo.telemetry.request import RequestRecorder, RequestSpans
 from streamslo.telemetry.sampling import HeadSampler, head_sampler_for
 
 SpanCM = AbstractContextManager[Span]
 
 # Reusable: nullcontext may be entered any number of times.
 _OFF: SpanCM = nullcontext(INVALID_SPAN)
-# What every helper returns when it builds no span; a hot path may test
-# ``cm is NO_SPAN`` and skip its ``with`` block (measurably cheaper per request).
-NO_SPAN: SpanCM = _OFF
 
 
 def _flags_sampled(traceparent: bytes | str) -> bool | None:
@@ -96,12 +94,24 @@ class Tracing:
     (see :mod:`.sampling`); without one every decision is the SDK's.
     """
 
-    __slots__ = ("enabled", "head", "tracer")
+    __slots__ = ("enabled", "head", "recorder", "tracer")
 
-    def __init__(self, tracer: Tracer | None, head: HeadSampler | None = None) -> None:
+    def __init__(
+        self, tracer: Tracer | None, head: HeadSampler | None = None,
+        recorder: RequestRecorder | None = None,
+    ) -> None:
         self.tracer = tracer
         self.head = head
+        self.recorder = recorder
         self.enabled = tracer is not None
+
+    def request(self) -> RequestSpans | None:
+        """The collector's spans for one ingest request, or ``None`` (off, or not sampled).
+
+        The cheap path for the hot endpoint (:mod:`.request`); needs a
+        ``Tracing`` built by :meth:`from_provider`.
+        """
+        return self.recorder.start() if self.recorder is not None else None
 
     def headers(self, span: Span | None = None) -> list[tuple[str, bytes]]:
         """:func:`inject_headers` for ``span`` (default: the current one); ``[]`` at once when off.
@@ -113,9 +123,12 @@ class Tracing:
         return inject_headers(span.get_span_context() if span is not None else None)
 
     @classmethod
-    def from_provider(cls, provider: TracerProvider) -> Tracing:
-        """The helpers for ``provider``, with its head sampler when it has one."""
-        return cls(provider.get_tracer(n.TRACER_NAME), head_sampler_for(provider))
+    def from_provider(cls, provider: TracerProvider, *, head: bool = True) -> Tracing:
+        """The helpers for ``provider``, with its head sampler when it has one
+        (``head=False``: every root decision is the provider's sampler's)."""
+        sampler = head_sampler_for(provider) if head else None
+        return cls(provider.get_tracer(n.TRACER_NAME), sampler,
+                   RequestRecorder.for_provider(provider, sampler))
 
     def _start(
         self,
