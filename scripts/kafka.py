@@ -40,7 +40,9 @@ KAFKA_VERSION = os.environ.get("STREAMSLO_KAFKA_VERSION", "3.9.1")
 CACHE = Path(os.environ.get("STREAMSLO_CACHE", Path.home() / ".cache" / "streamslo"))
 POM_DIR = Path(__file__).resolve().parent / "kafka"
 # Small heap and serial GC: the machine has 2 cores shared by several processes.
-JVM_OPTS = ["-Xmx512m", "-Xms128m", "-XX:+UseSerialGC", "-Djava.awt.headless=true"]
+# STREAMSLO_KAFKA_JVM_OPTS replaces them (benchmarks: Kafka's own G1 settings, say).
+JVM_OPTS = (os.environ.get("STREAMSLO_KAFKA_JVM_OPTS") or
+            "-Xmx512m -Xms128m -XX:+UseSerialGC -Djava.awt.headless=true").split()
 READY_TIMEOUT_S = 90.0
 
 LOG4J = """\
