@@ -122,6 +122,8 @@ def _librdkafka_options(bootstrap: str, send_timeout_s: float) -> dict[str, Any]
         # the same partition whichever producer wrote it (librdkafka's default
         # is consistent_random, a different hash).
         "partitioner": "murmur2_random",
+        # TCP_NODELAY, as the Java client and aiokafka set it: latency over packet count.
+        "socket.nagle.disable": True,
     }
 
 
