@@ -26,17 +26,31 @@ header and the rest none. The overhead is the median over rounds of the
 off / on stage-1 rates::
 
     python bench/bench_stream.py --tracing-rounds 3 --beacons 50000
+
+Paired tracing (``--tracing-paired N``): the same comparison, but both workers
+run at once, pinned to CPU 0, each on its own broker (topic names and the
+stage-1 group are fixed, so two workers cannot share one), on the same beacons.
+Whatever else the machine does then hits both alike, and the ratio of their
+CPU per event is far steadier than legs run one after the other. ``--aa``
+runs two untraced workers instead (how steady the method is); ``--headers-only``
+leaves the second worker untraced but its beacons with the sampled headers::
+
+    python bench/bench_stream.py --tracing-paired 4 --beacons 200000
+    python bench/bench_stream.py --tracing-paired 3 --beacons 200000 --aa
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import random
 import statistics
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +62,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa:
 from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 from aiokafka.errors import KafkaError  # noqa: E402
 
-from bench.bench_ingest import cpu_seconds  # noqa: E402
+from bench.bench_ingest import cpu_seconds, thread_cpu_seconds  # noqa: E402
 from scripts.kafka import KafkaBroker  # noqa: E402
 from slo import conventions as c  # noqa: E402
 from slo.beacon import Beacon, Event, decode, encode  # noqa: E402
@@ -107,20 +121,20 @@ async def end_offset_sum(bootstrap: str, partitions: int) -> int:
         await consumer.stop()
 
 
-async def stage1_rate(
-    bootstrap: str, start: int, total: int, events: int, timeout: float, pid: int | None = None,
-) -> tuple[float, float]:
-    """(events/s, seconds) between the first and the last stage-1 offset commit.
+async def commit_interval(
+    bootstrap: str, start: int, total: int, timeout: float,
+    probe: Callable[[], dict[str, float]] = dict,
+) -> tuple[int, float, dict[str, float]]:
+    """(records, seconds, change of ``probe()``) between the first and the last stage-1 commit.
 
     Polls the group's committed offsets with an admin client, so measuring
     costs the worker nothing (scraping /metrics would: every scrape builds a
-    snapshot on the worker's event loop). Commits happen once per cut. With
-    ``pid``, the second figure is instead events per CPU-second of that
-    process tree over the same interval (robust to a shared machine).
+    snapshot on the worker's event loop). Commits happen once per cut.
+    ``probe`` is read at both ends (e.g. the worker's CPU seconds).
     """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
-    first = None
+    first: tuple[float, int, dict[str, float]] | None = None
     try:
         t_end = time.monotonic() + timeout
         while time.monotonic() < t_end:
@@ -132,18 +146,32 @@ async def stage1_rate(
             done = sum(max(0, m.offset) for m in offsets.values())
             now = time.monotonic()
             if done > start and first is None:
-                first = (now, done)
-                cpu0 = cpu_seconds(pid) if pid is not None else 0.0
+                first = (now, done, probe())
             if done >= total and first is not None:
-                seconds = now - first[0]
-                if pid is not None:
-                    return (done - first[1]) * events / seconds, (done - first[1]) * events / (
-                        cpu_seconds(pid) - cpu0)
-                return (done - first[1]) * events / seconds, seconds
+                if done == first[1]:
+                    raise RuntimeError("stage 1 committed the whole batch at once: use more beacons")
+                last = probe()
+                return done - first[1], now - first[0], {k: last[k] - v for k, v in first[2].items()}
             await asyncio.sleep(0.05)
     finally:
         await admin.close()
     raise TimeoutError("stage 1 did not finish")
+
+
+async def stage1_rate(
+    bootstrap: str, start: int, total: int, events: int, timeout: float, pid: int | None = None,
+) -> tuple[float, float]:
+    """(events/s, seconds) between the first and the last stage-1 offset commit.
+
+    With ``pid``, the second figure is instead events per CPU-second of that
+    process tree over the same interval (robust to a shared machine).
+    """
+    def probe() -> dict[str, float]:
+        return {"cpu": cpu_seconds(pid)} if pid is not None else {}
+
+    records, seconds, used = await commit_interval(bootstrap, start, total, timeout, probe)
+    rate = records * events / seconds
+    return (rate, records * events / used["cpu"]) if pid is not None else (rate, seconds)
 
 
 async def freshness(bootstrap: str, worker: Worker, probes: int, load_per_s: int) -> list[float]:
@@ -192,13 +220,27 @@ def sampled_headers(n: int, ratio: float, seed: int) -> list[list[tuple[str, byt
             if rng.random() < ratio else [] for _ in range(n)]
 
 
+def otel_env(ratio: float, endpoint: str) -> dict[str, str]:
+    """A traced worker's environment: 1-in-``1/ratio`` root sampling, OTLP/HTTP to ``endpoint``."""
+    return {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": str(ratio), "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}
+
+
+def start_worker(worker: Worker, env: dict[str, str]) -> Worker:
+    """Start ``worker`` with ``env`` added to this process's environment (removed again after)."""
+    os.environ.update(env)
+    try:
+        return worker.start()
+    finally:
+        for k in env:
+            del os.environ[k]
+
+
 def tracing_legs(bootstrap: str, args: argparse.Namespace) -> int:
     """Stage-1 rate with tracing off vs on, alternating, on fresh batches; prints table + RESULT."""
     from tests.otlp_sink import OtlpSink
 
     create_topic(bootstrap, c.TOPIC_BEACONS, args.partitions)
-    otel = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
-            "OTEL_TRACES_SAMPLER_ARG": str(args.trace_ratio)}
     rates: dict[str, list[float]] = {"off": [], "on": []}
     per_cpu: dict[str, list[float]] = {"off": [], "on": []}
     spans: list[int] = []
@@ -212,14 +254,9 @@ def tracing_legs(bootstrap: str, args: argparse.Namespace) -> int:
                 data = beacons(args.beacons, args.events, seed=seed, now=time.time())
                 headers = sampled_headers(args.beacons, args.trace_ratio, seed)
                 asyncio.run(produce_beacons(bootstrap, data, headers))
-                env = {**otel, "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint} if mode == "on" else {}
-                os.environ.update(env)
+                env = otel_env(args.trace_ratio, sink.endpoint) if mode == "on" else {}
                 spans0 = len(sink.spans)
-                try:
-                    worker = Worker(bootstrap, args.workdir, f"trace{rnd}{mode}").start()
-                finally:
-                    for k in env:
-                        del os.environ[k]
+                worker = start_worker(Worker(bootstrap, args.workdir, f"trace{rnd}{mode}"), env)
                 try:
                     assert worker.proc is not None
                     rate, cpu_rate = asyncio.run(stage1_rate(
@@ -260,6 +297,141 @@ def tracing_legs(bootstrap: str, args: argparse.Namespace) -> int:
     return 0
 
 
+def descendants(pid: int) -> set[int]:
+    """Live descendants of ``pid`` (Linux /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+    tree = {pid}
+    for _ in range(4):
+        tree |= {p for p, ppid in parents.items() if ppid in tree}
+    return tree - {pid}
+
+
+def cpu_split(pid: int) -> dict[str, float]:
+    """CPU seconds of a worker's tree, and by part: the Faust process (stage 2, /metrics) and
+    its descendants (the stage-1 child; the idle multiprocessing resource tracker), each as
+    main (event-loop) thread vs other threads."""
+    parts = {"cpu": cpu_seconds(pid), "faust main": 0.0, "faust threads": 0.0,
+             "stage1 main": 0.0, "stage1 threads": 0.0}
+    for proc, part in [(pid, "faust"), *((child, "stage1") for child in descendants(pid))]:
+        try:
+            main, other = thread_cpu_seconds(proc)
+        except OSError:  # exited
+            continue
+        parts[f"{part} main"] += main
+        parts[f"{part} threads"] += other
+    return parts
+
+
+def paired_round(
+    bootstraps: tuple[str, str], legs: list[tuple[str, dict[str, str], list[list[tuple[str, bytes]]] | None]],
+    data: list[tuple[bytes, bytes]], workdir: Path, name: str, args: argparse.Namespace,
+) -> dict[str, tuple[float, float, dict[str, float]]]:
+    """Both ``legs`` (label, env, headers) on the same ``data``, one per broker, at the same time.
+
+    Both workers (and so their stage-1 children) are pinned to CPU 0 and
+    spawned in ``legs`` order. Returns per label: events/s, events per CPU-s
+    of the worker's tree, and its CPU µs per event by part (see :func:`cpu_split`).
+    """
+    starts = [asyncio.run(end_offset_sum(b, args.partitions)) for b in bootstraps]
+
+    async def preload() -> None:
+        await asyncio.gather(*(produce_beacons(b, data, headers)
+                               for b, (_, _, headers) in zip(bootstraps, legs, strict=True)))
+
+    asyncio.run(preload())
+    old = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {0})  # inherited by the workers and their stage-1 children
+    try:
+        workers = [start_worker(Worker(b, workdir, f"{name}-{label}"), env)
+                   for b, (label, env, _) in zip(bootstraps, legs, strict=True)]
+    finally:
+        os.sched_setaffinity(0, old)
+
+    pids = [w.proc.pid for w in workers if w.proc is not None]
+
+    async def measure() -> list[tuple[int, float, dict[str, float]]]:
+        return list(await asyncio.gather(*(
+            commit_interval(b, start, start + args.beacons, 600, functools.partial(cpu_split, pid))
+            for b, start, pid in zip(bootstraps, starts, pids, strict=True))))
+
+    try:
+        results = asyncio.run(measure())
+    finally:
+        for w in workers:
+            w.stop()  # a traced one flushes its spans on the way out
+    out = {}
+    for (label, _, _), (records, seconds, used) in zip(legs, results, strict=True):
+        events = records * args.events
+        cpu = used.pop("cpu")
+        out[label] = (events / seconds, events / cpu, {k: v / events * 1e6 for k, v in used.items()})
+    return out
+
+
+def tracing_paired(bootstraps: tuple[str, str], args: argparse.Namespace) -> int:
+    """``--tracing-paired N``: rounds of :func:`paired_round`, tracing off vs on (or off vs off
+    with ``--aa``); prints a table and a RESULT line."""
+    from tests.otlp_sink import OtlpSink
+
+    for b in bootstraps:
+        create_topic(b, c.TOPIC_BEACONS, args.partitions)
+    a, b = ("off", "off2") if args.aa else ("off", "hdrs") if args.headers_only else ("off", "on")
+    workdir = Path(tempfile.mkdtemp(prefix="paired-", dir=args.workdir))  # fresh Faust data dirs
+    ratios: list[float] = []
+    per_cpu: dict[str, list[float]] = {a: [], b: []}
+    split: dict[str, list[dict[str, float]]] = {a: [], b: []}
+    spans = sampled = 0
+    print(f"paired: workers {a} and {b} at once on CPU 0, one broker each, {args.beacons} beacons "
+          f"x {args.events} events, {args.partitions} partitions, trace ratio {args.trace_ratio:.2%}"
+          f"{' (not used: A/A)' if args.aa else ''}; logs in {workdir}")
+    print(f"{'round':>5} {a + ' ev/s':>11} {'ev/CPU-s':>10} {b + ' ev/s':>11} {'ev/CPU-s':>10} "
+          f"{'CPU/ev ' + b + '/' + a:>14}   CPU ns/event faust main+threads, stage1 main+threads")
+    with OtlpSink() as sink:
+        for rnd in range(-1, args.tracing_paired):  # round -1: warm-up, discarded
+            data = beacons(args.beacons, args.events, seed=300 + rnd, now=time.time())
+            headers = None if args.aa else sampled_headers(args.beacons, args.trace_ratio, 300 + rnd)
+            env = {} if args.aa or args.headers_only else otel_env(args.trace_ratio, sink.endpoint)
+            legs = [(a, {}, None), (b, env, headers)]
+            flip = rnd % 2 == 1  # alternate which worker (and which broker) goes first
+            spans0, t0 = len(sink.spans), time.monotonic()
+            r = paired_round(bootstraps, legs[::-1] if flip else legs, data, workdir, f"r{rnd}", args)
+            ratio = r[a][1] / r[b][1]
+            parts = "  ".join(f"{label} {us['faust main'] * 1e3:.0f}+{us['faust threads'] * 1e3:.0f}, "
+                              f"{us['stage1 main'] * 1e3:.0f}+{us['stage1 threads'] * 1e3:.0f}"
+                              for label, us in ((a, r[a][2]), (b, r[b][2])))
+            print(f"{rnd:>5} {r[a][0]:>11,.0f} {r[a][1]:>10,.0f} {r[b][0]:>11,.0f} {r[b][1]:>10,.0f} "
+                  f"{ratio:>14.3f}   {parts}   ({time.monotonic() - t0:.0f} s{', warm-up' if rnd < 0 else ''})", flush=True)
+            if rnd < 0:
+                continue
+            ratios.append(ratio)
+            for label in (a, b):
+                per_cpu[label].append(r[label][1])
+                split[label].append(r[label][2])
+            time.sleep(1.0)
+            spans += len(sink.spans) - spans0
+            sampled += sum(1 for h in headers or [] if h)
+    med = statistics.median(ratios)
+    print(f"median CPU per event {b}/{a}: {med:.3f} (rounds: {', '.join(f'{x:.3f}' for x in ratios)}); "
+          f"events per CPU-s {a} {statistics.median(per_cpu[a]):,.0f}, {b} {statistics.median(per_cpu[b]):,.0f}")
+    for part in split[a][0]:  # where the difference goes: medians of the per-round differences
+        ma, mb = (statistics.median(s[part] for s in split[label]) * 1e3 for label in (a, b))
+        diff = statistics.median(sb[part] - sa[part] for sa, sb in zip(split[a], split[b], strict=True))
+        print(f"  median CPU ns/event {part:<15} {a} {ma:7.1f}  {b} {mb:7.1f}  "
+              f"{b}-{a} per round {diff * 1e3:+7.1f}")
+    print(f"spans received {spans} (stage-1 batch spans + stage-2 merges) for {sampled} sampled messages")
+    print(f"RESULT stage1_paired_cpu_ratio={med:.3f} stage1_paired_cpu_overhead_pct={(med - 1) * 100:.1f} "
+          f"stage1_paired_cpu_ratio_min={min(ratios):.3f} stage1_paired_cpu_ratio_max={max(ratios):.3f} "
+          f"aa={int(args.aa)} headers_only={int(args.headers_only)} rounds={args.tracing_paired} beacons={args.beacons} "
+          f"events_per_beacon={args.events} trace_ratio={args.trace_ratio} spans={spans} "
+          f"sampled_messages={sampled}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--kafka", default=None, help="fresh broker to use (default: start one)")
@@ -272,8 +444,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tracing-rounds", type=int, default=0,
                    help="run only the tracing off/on comparison, this many rounds")
     p.add_argument("--trace-ratio", type=float, default=0.01)
+    p.add_argument("--tracing-paired", type=int, default=0,
+                   help="run only the paired tracing off/on comparison (two brokers), this many rounds")
+    p.add_argument("--aa", action="store_true", help="with --tracing-paired: both workers untraced")
+    p.add_argument("--headers-only", action="store_true",
+                   help="with --tracing-paired: the second worker untraced, its beacons still with headers")
     args = p.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
+    if args.tracing_paired:
+        pair = (KafkaBroker(), KafkaBroker())
+        try:
+            for one in pair:
+                one.start()
+            return tracing_paired((pair[0].bootstrap, pair[1].bootstrap), args)
+        finally:
+            for one in pair:
+                one.stop()
     broker = None if args.kafka else KafkaBroker().start()
     bootstrap = args.kafka or broker.bootstrap  # type: ignore[union-attr]
     if args.tracing_rounds:
@@ -303,8 +489,10 @@ def main(argv: list[str] | None = None) -> int:
                 stage1_rate(bootstrap, start, start + args.beacons, args.events, 600)
             )
             if len(legs) == 1:  # freshness on the default configuration
-                wait_until(lambda w=worker: metric_sum(w.scrape(), c.METRIC_STREAM_LAG, stage="1") == 0,
-                           60, "stage-1 lag 0")
+                def caught_up(w: Worker = worker) -> bool:
+                    return metric_sum(w.scrape(), c.METRIC_STREAM_LAG, stage="1") == 0
+
+                wait_until(caught_up, 60, "stage-1 lag 0")
                 fresh = asyncio.run(freshness(bootstrap, worker, args.probes, args.load))
             worker.stop()
             worker = None
