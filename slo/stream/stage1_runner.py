@@ -166,8 +166,10 @@ class Stage1Runner(ConsumerRebalanceListener):  # type: ignore[misc]
         if not tr.enabled:  # branch once per batch, never per message
             await self._process_records(tp, part, records)
             return
-        with tr.process_batch([rec.headers for rec in records], c.TOPIC_BEACONS,
-                              partition=tp.partition, group=STAGE1_GROUP) as span:
+        # Only the messages that carry headers (a sampled 1 %) are looked at.
+        with tr.process_batch([h for rec in records if (h := rec.headers)], c.TOPIC_BEACONS,
+                              partition=tp.partition, group=STAGE1_GROUP,
+                              count=len(records)) as span:
             if span.is_recording():
                 # Before the records: a recorded cut inside this batch flushes
                 # them, and that cut's partials must carry the link.

@@ -257,6 +257,7 @@ class Tracing:
         *,
         partition: int | None = None,
         group: str | None = None,
+        count: int | None = None,
     ) -> SpanCM:
         """One consumer span for a whole ``getmany`` batch, linked to each sampled message's producer.
 
@@ -266,13 +267,15 @@ class Tracing:
         default limit) keeps tracing off the per-message budget. Without any
         sampled message in the batch there is no span. Add the span to the
         batch's partials with ``LinkSet.add_span`` so stage 2 links to it.
+        ``count`` is the batch size when ``headers`` holds only the non-empty
+        ones (the cheap way: most messages carry none).
         """
         if self.tracer is None:
             return _OFF
-        links, count = [], 0
+        links, seen = [], 0
         for h in headers:
-            count += 1
-            if not h:  # most messages carry no headers at all: no call for them
+            seen += 1
+            if not h:
                 continue
             parent = header_value(h, n.HEADER_TRACEPARENT)
             if parent is not None and _flags_sampled(parent):
@@ -285,7 +288,7 @@ class Tracing:
             n.MESSAGING_SYSTEM: n.MESSAGING_SYSTEM_KAFKA,
             n.MESSAGING_DESTINATION: topic,
             n.MESSAGING_OPERATION_NAME: n.OPERATION_PROCESS,
-            n.MESSAGING_BATCH_COUNT: count,
+            n.MESSAGING_BATCH_COUNT: seen if count is None else count,
             n.ATTR_BATCH_SAMPLED: len(links),
         }
         if partition is not None:
