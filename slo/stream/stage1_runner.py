@@ -23,8 +23,9 @@ duplicate memory without counting, re-reads from ``lo + 1`` and cuts again at
 Tracing (``docs/telemetry.md``): with tracing on, each ``getmany`` batch that
 holds a sampled message (a ``traceparent`` from the collector's produce span)
 gets one ``process beacons`` span linked to those messages; its context goes
-into ``trace_links`` of every partial of that partition's next cut, for the
-stage-2 merge span to link to. With tracing off the loop is untouched.
+into ``trace_links`` of the first partial of each region bundle of that
+partition's next cut, for the stage-2 merge span to link to. With tracing off
+the loop is untouched.
 
 Example::
 
@@ -237,10 +238,12 @@ class Stage1Runner(ConsumerRebalanceListener):  # type: ignore[misc]
             trace_links = links.encode() if links else b""
             by_region: dict[str, list[Partial]] = defaultdict(list)
             for partial in self.stage1.flush(source, now):
-                if trace_links:
-                    partial = msgspec.structs.replace(partial, trace_links=trace_links)
                 by_region[partial.region].append(partial)
             for region, partials in sorted(by_region.items()):
+                if trace_links:
+                    # Once per bundle: stage 2 links its merge span to the union of the
+                    # bundle's links, so copies on every partial would only cost bytes.
+                    partials[0] = msgspec.structs.replace(partials[0], trace_links=trace_links)
                 futures.append(
                     await self._producer.send(
                         c.TOPIC_PARTIALS, encode_bundle(partials), key=region.encode()
