@@ -78,8 +78,8 @@ class RequestRecorder:
     def start(self) -> RequestSpans | None:
         """A root ingest span for this request, or ``None`` if it is not sampled."""
         if self.head is not None:
-            trace_id = random.getrandbits(128)
-            if (trace_id & 0xFFFFFFFFFFFFFFFF) >= self.head.bound or not trace_id:
+            trace_id = self.head.draw_id()
+            if not trace_id:
                 return None
         else:  # not a ratio sampler: ask it, as the SDK would for a root span
             trace_id = random.getrandbits(128) or 1

@@ -108,9 +108,16 @@ class HeadSampler:
         self.bound = TraceIdRatioBased.get_bound_for_rate(ratio)
         self.ids = ids
 
-    def draw(self) -> bool:
+    def draw_id(self) -> int:
+        """A fresh trace id if the ratio rule samples it, else 0."""
         trace_id = random.getrandbits(128)
-        if (trace_id & _LOW64) >= self.bound or not trace_id:
+        if (trace_id & _LOW64) >= self.bound:
+            return 0
+        return trace_id
+
+    def draw(self) -> bool:
+        trace_id = self.draw_id()
+        if not trace_id:
             return False
         self.ids.preset(trace_id)
         return True
