@@ -296,6 +296,16 @@ def test_kill_minus_nine_three_times_mid_stream_loses_nothing_and_counts_nothing
             asyncio.run(produce_beacons(broker.bootstrap, chunk))
             time.sleep(0.5)
 
+    def crash() -> None:
+        """Scrape this life's stage-2 counters (they die with it), kill -9, restart."""
+        nonlocal caught, overlapping, kills
+        samples = worker.scrape()
+        caught += _stage2_counter(samples, "duplicate")
+        overlapping += _stage2_counter(samples, "overlapping")
+        worker.kill()
+        kills += 1
+        worker.start()
+
     producer = threading.Thread(target=produce_steadily, daemon=True)
     try:
         producer.start()
@@ -303,12 +313,15 @@ def test_kill_minus_nine_three_times_mid_stream_loses_nothing_and_counts_nothing
             wait_until(lambda: metric_sum(worker.scrape(), c.METRIC_STREAM_EVENTS) > 0,
                        60, "worker progress")
             time.sleep(delay)
-            samples = worker.scrape()
-            caught += _stage2_counter(samples, "duplicate")
-            overlapping += _stage2_counter(samples, "overlapping")
-            worker.kill()
-            kills += 1
-            worker.start()
+            crash()
+        # Whether a timed kill leaves a replay behind depends on where it lands
+        # (usually it does: 56-889 replayed partials per run). If none has been
+        # caught yet, kill right after stage 2 applied a partial in this life,
+        # before its offset commit (every 1 s): the restart then replays it, unless
+        # the table changelog lost the apply too (then it is applied again, once).
+        while caught == 0 and kills < 6 and producer.is_alive():
+            wait_until(lambda: _stage2_counter(worker.scrape(), "applied") > 0, 60, "stage-2 progress")
+            crash()
         producer.join(120)
         assert not producer.is_alive()
         wait_until(lambda: counts_match(worker.scrape(), corpus), 120, "exact counts after crashes")
@@ -318,7 +331,7 @@ def test_kill_minus_nine_three_times_mid_stream_loses_nothing_and_counts_nothing
         overlapping += _stage2_counter(samples, "overlapping")
         print(f"\nstream: {kills} kills, {caught:.0f} replayed partials skipped, "
               f"{overlapping:.0f} overlapping")
-        assert kills == 3
+        assert 3 <= kills <= 6
         assert caught > 0, "replays after kill -9 should have been caught by the watermarks"
         assert overlapping == 0
     except BaseException:
