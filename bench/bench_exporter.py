@@ -153,20 +153,6 @@ async def one_run(variant: str, bootstrap: str, rnd: int, n: int, concurrency: i
     return Run(variant, n, cpu, wall, np.array(lat) * 1000, failed)
 
 
-def create_topic(bootstrap: str, partitions: int = 4) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    async def go() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(TOPIC, partitions, 1)])
-        finally:
-            await admin.close()
-
-    asyncio.run(go())
-
-
 def report(runs: list[Run], rounds: int) -> None:
     print(f"\n{'variant':<20}{'beacons/CPU-s':>15}{'beacons/s':>12}{'p50 ms':>9}{'p99 ms':>9}"
           f"{'failed':>8}   (medians over {rounds} rounds)")
@@ -224,7 +210,9 @@ def main() -> None:
         broker = KafkaBroker().start()
         bootstrap = broker.bootstrap
     try:
-        create_topic(bootstrap)
+        from tests.fixtures_kafka import create_topic
+
+        create_topic(bootstrap, TOPIC, 4)
         runner: Any = asyncio.run
         if args.loop == "uvloop":
             import uvloop

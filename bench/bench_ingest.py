@@ -366,20 +366,6 @@ def warm_broker(bootstrap: str, messages: int = 20_000) -> None:
     asyncio.run(go())
 
 
-def create_topic(bootstrap: str, partitions: int = 4) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    async def go() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(TOPIC, partitions, 1)])
-        finally:
-            await admin.close()
-
-    asyncio.run(go())
-
-
 def server_env(leg: str, args: argparse.Namespace, otlp: str | None) -> dict[str, str]:
     """The server's environment: no OTEL_* at all, or tracing at ``--trace-ratio`` to ``otlp``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
@@ -534,12 +520,14 @@ def main(argv: list[str] | None = None) -> int:
         sink = OtlpSink().start()
     try:
         if any(needs_kafka(leg) for leg in legs):
+            from tests.fixtures_kafka import create_topic
+
             if kafka is None:
                 from scripts.kafka import KafkaBroker
 
                 broker = KafkaBroker().start()
                 kafka = broker.bootstrap
-            create_topic(kafka)
+            create_topic(kafka, TOPIC, 4)
             warm_broker(kafka)
         if args.paired:
             fields = paired_main(args, kafka, sink.endpoint if sink is not None else None, sink)

@@ -185,8 +185,9 @@ def stage1_batch_run(spec: Any, values: list[bytes], headers: list[list[tuple[st
     for lo in range(0, len(values), BATCH):
         chunk = range(lo, min(lo + BATCH, len(values)))
         if traced:
-            with tr.process_batch([headers[i % len(headers)] for i in chunk], c.TOPIC_BEACONS,
-                                  partition=0) as span:
+            # As the stage-1 runner does: only the messages that carry headers, and the count.
+            with tr.process_batch([h for i in chunk if (h := headers[i % len(headers)])],
+                                  c.TOPIC_BEACONS, partition=0, count=len(chunk)) as span:
                 for offset in chunk:
                     stage1.add(decode(values[offset]), source, offset)
                 links.add_span(span)
