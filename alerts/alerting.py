@@ -56,12 +56,6 @@ RUNBOOK_ANCHORS: dict[str, str] = {
     c.ALERT_CONSUMER_LAG: "consumer-lag-growing",
 }
 
-# Trigger name -> alert name / severity. Failing a region over is a human
-# decision made now (page); scaling out is usually automated (ticket).
-_TRIGGER_ALERTS = {"scale_out": c.ALERT_SCALE_OUT, "failover": c.ALERT_FAILOVER}
-_TRIGGER_SEVERITY = {"failover": c.SEVERITY_PAGE}
-
-
 
 @dataclass(frozen=True)
 class PipelineThresholds:
@@ -165,11 +159,13 @@ def burn_group(spec: Spec, runbook_base: str) -> Group:
 
 
 def trigger_alert_name(trigger: Trigger) -> str:
-    return _TRIGGER_ALERTS.get(trigger.name, f"StreamSLOTrigger{_camel(trigger.name)}")
+    """The spec's ``alert:`` name, else ``StreamSLOTrigger<Name>``."""
+    return trigger.alert or f"StreamSLOTrigger{_camel(trigger.name)}"
 
 
 def trigger_severity(trigger: Trigger) -> str:
-    return _TRIGGER_SEVERITY.get(trigger.name, c.SEVERITY_TICKET)
+    """The spec's ``severity:`` (default ticket)."""
+    return trigger.severity
 
 
 def describe_condition(cond: Condition) -> str:
@@ -206,6 +202,10 @@ def trigger_rule(spec: Spec, trigger: Trigger, runbook_base: str) -> Rule:
     rule: Rule = {"alert": name, "expr": "\nor\n".join(clauses)}
     if trigger.for_s > 0:
         rule["for"] = held
+    if trigger.recover_for_s > 0:
+        # The spec's hysteresis: firing until the condition has been clear this
+        # long, as the region health endpoint does (slo/health.py).
+        rule["keep_firing_for"] = format_duration(trigger.recover_for_s)
     rule["labels"] = {c.LABEL_SEVERITY: trigger_severity(trigger), c.LABEL_TRIGGER: trigger.name}
     rule["annotations"] = {
         "summary": f"{trigger.action or trigger.name}: {{{{ $labels.region }}}} ({trigger.name} held for {held})",

@@ -89,9 +89,49 @@ class Condition:
     above_ratio: float | None = None
 
 
+# What a region's health reports while a trigger has no usable data (fewer
+# than ``min_events`` in the window, or no partial for ``stale_after_s``).
+NO_DATA_HEALTHY = "healthy"
+NO_DATA_UNHEALTHY = "unhealthy"
+NO_DATA_LAST_KNOWN = "last_known"
+NO_DATA_POLICIES = (NO_DATA_HEALTHY, NO_DATA_UNHEALTHY, NO_DATA_LAST_KNOWN)
+
+# Where a trigger's signal goes (``Target.kind``).
+TARGET_HPA = "hpa"  # also written as an equivalent KEDA ScaledObject
+TARGET_ROUTE53 = "route53"
+TARGET_KINDS = (TARGET_HPA, TARGET_ROUTE53)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One control-plane object a trigger drives, per region.
+
+    ``hpa``: scale ``workload`` (a Deployment) in ``namespace``
+    between ``min_replicas`` and ``max_replicas``. ``route53``: a health check
+    on ``https://<fqdn><health path>``. ``{region}`` in ``workload``,
+    ``namespace`` and ``fqdn`` is replaced by the region name.
+    """
+
+    kind: str
+    workload: str = ""
+    namespace: str = "default"
+    min_replicas: int = 2
+    max_replicas: int = 20
+    fqdn: str = ""
+
+    def for_region(self, template: str, region: str) -> str:
+        """``template`` (one of this target's fields) with ``{region}`` filled in."""
+        return template.replace("{region}", region)
+
+
 @dataclass(frozen=True)
 class Trigger:
-    """An operational trigger: any condition true for ``for_s`` seconds."""
+    """An operational trigger: any condition true for ``for_s`` seconds.
+
+    A region is *breached* once the condition has held ``for_s`` and healthy
+    again once it has been clear ``recover_for_s`` (hysteresis); with no
+    usable data it reports what ``on_no_data`` says (``slo/health.py``).
+    """
 
     name: str
     action: str
@@ -99,6 +139,16 @@ class Trigger:
     window_s: float
     conditions: tuple[Condition, ...]
     min_events: int = 0
+    recover_for_s: float = 0.0
+    on_no_data: str = NO_DATA_HEALTHY
+    stale_after_s: float = 60.0
+    severity: str = c.SEVERITY_TICKET
+    alert: str = ""
+    targets: tuple[Target, ...] = ()
+
+    def targets_of(self, kind: str) -> tuple[Target, ...]:
+        """The targets of one kind (``TARGET_HPA`` ...), in spec order."""
+        return tuple(t for t in self.targets if t.kind == kind)
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,27 @@ import yaml
 
 from slo import conventions as c
 from slo.durations import parse_duration
-from slo.model import SLO, Condition, Spec, Tier, Trigger
+from slo.model import (
+    NO_DATA_HEALTHY,
+    NO_DATA_POLICIES,
+    SLO,
+    TARGET_HPA,
+    TARGET_KINDS,
+    Condition,
+    Spec,
+    Target,
+    Tier,
+    Trigger,
+)
 from slo.validation import Problem, check_model
 
 API_VERSION = "streamslo/v1"
 DEFAULT_SPEC_PATH = Path(__file__).parent / "specs" / "default.yaml"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 _REGION = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_ALERT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_K8S_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_FQDN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 T = TypeVar("T")
 
@@ -184,6 +198,43 @@ def _sli(value: Any) -> str:
     return str(value)
 
 
+def _no_data(value: Any) -> str:
+    if value not in NO_DATA_POLICIES:
+        raise ValueError(f"must be one of {', '.join(NO_DATA_POLICIES)}")
+    return str(value)
+
+
+def _alert_name(value: Any) -> str:
+    if not isinstance(value, str) or not _ALERT.match(value):
+        raise ValueError("must be a Prometheus alert name (A-Z, a-z, 0-9, _)")
+    return value
+
+
+def _target_kind(value: Any) -> str:
+    if value not in TARGET_KINDS:
+        raise ValueError(f"must be one of {', '.join(TARGET_KINDS)}")
+    return str(value)
+
+
+def _k8s_name(value: Any) -> str:
+    # "{region}" is filled in later; the rest must be a DNS-1123 label.
+    if not isinstance(value, str) or not _K8S_NAME.match(value.replace("{region}", "region")):
+        raise ValueError("must be a Kubernetes name (a-z, 0-9, -; {region} allowed)")
+    return value
+
+
+def _fqdn(value: Any) -> str:
+    if not isinstance(value, str) or not _FQDN.match(value.replace("{region}", "region")):
+        raise ValueError("must be a host name such as {region}.live.example.com")
+    return value
+
+
+def _replicas(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError("must be an integer >= 1")
+    return value
+
+
 # --- sections ------------------------------------------------------------------
 
 _TOP = {"apiVersion", "name", "period", "regions", "evaluate_kind", "stream", "alerting", "slos", "triggers"}
@@ -285,7 +336,7 @@ def _read_slo(r: _Reader, raw: Any, path: str) -> list[SLO]:
 
 def _read_trigger(r: _Reader, raw: Any, path: str) -> Trigger:
     data = r.mapping(raw, path)
-    r.unknown(data, {"name", "action", "for", "window", "min_events", "any"}, path)
+    r.unknown(data, _TRIGGER_FIELDS, path)
     conditions = []
     for j, item in enumerate(r.items(data.get("any"), f"{path}.any")):
         where = f"{path}.any[{j}]"
@@ -305,4 +356,38 @@ def _read_trigger(r: _Reader, raw: Any, path: str) -> Trigger:
         window_s=r.field(data, "window", path, _positive_duration, 60.0) or 60.0,
         conditions=tuple(conditions),
         min_events=r.field(data, "min_events", path, _count, 0) or 0,
+        recover_for_s=r.field(data, "recover_for", path, _duration, 0.0) or 0.0,
+        on_no_data=r.field(data, "on_no_data", path, _no_data, NO_DATA_HEALTHY) or NO_DATA_HEALTHY,
+        stale_after_s=r.field(data, "stale_after", path, _positive_duration, 60.0) or 60.0,
+        severity=r.field(data, "severity", path, _severity, c.SEVERITY_TICKET) or c.SEVERITY_TICKET,
+        alert=r.field(data, "alert", path, _alert_name, "") or "",
+        targets=tuple(
+            _read_target(r, item, f"{path}.targets[{k}]")
+            for k, item in enumerate(r.items(data.get("targets", []), f"{path}.targets"))
+        ),
+    )
+
+
+_TRIGGER_FIELDS = {
+    "name", "action", "for", "window", "min_events", "any", "recover_for", "on_no_data",
+    "stale_after", "severity", "alert", "targets",
+}
+_TARGET_FIELDS = {"kind", "workload", "namespace", "min_replicas", "max_replicas", "fqdn"}
+
+
+def _read_target(r: _Reader, raw: Any, path: str) -> Target:
+    data = r.mapping(raw, path)
+    r.unknown(data, _TARGET_FIELDS, path)
+    kind = r.field(data, "kind", path, _target_kind) or TARGET_HPA
+    scaler = kind == TARGET_HPA
+    for key in ("workload",) if scaler else ("fqdn",):
+        if key not in data:
+            r.fail(f"{path}.{key}", f"is required for kind {kind}")
+    return Target(
+        kind=kind,
+        workload=r.field(data, "workload", path, _k8s_name, "") or "",
+        namespace=r.field(data, "namespace", path, _k8s_name, "default") or "default",
+        min_replicas=r.field(data, "min_replicas", path, _replicas, 2) or 2,
+        max_replicas=r.field(data, "max_replicas", path, _replicas, 20) or 20,
+        fqdn=r.field(data, "fqdn", path, _fqdn, "") or "",
     )

@@ -46,6 +46,31 @@ def check_model(spec: Spec) -> list[Problem]:
     problems += _check_unique_names(spec)
     problems += _check_tiers(spec)
     problems += _check_windows(spec)
+    problems += _check_triggers(spec)
+    return problems
+
+
+def _check_triggers(spec: Spec) -> list[Problem]:
+    problems = []
+    names: set[str] = set()
+    for i, trigger in enumerate(spec.triggers):
+        path = f"triggers[{i}]"
+        if trigger.name in names:
+            problems.append(Problem(f"{path}.name", f"duplicate trigger {trigger.name!r}"))
+        names.add(trigger.name)
+        if trigger.stale_after_s < spec.pane_s:
+            problems.append(
+                Problem(
+                    f"{path}.stale_after",
+                    f"{format_duration(trigger.stale_after_s)} is shorter than the pane "
+                    f"({format_duration(spec.pane_s)}): every region would look stale",
+                )
+            )
+        for k, target in enumerate(trigger.targets):
+            if target.min_replicas > target.max_replicas:
+                problems.append(
+                    Problem(f"{path}.targets[{k}].max_replicas", "must be >= min_replicas")
+                )
     return problems
 
 

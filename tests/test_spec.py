@@ -64,6 +64,20 @@ def test_the_default_spec_encodes_the_platform_targets() -> None:
     assert ("errors", None, None, 0.01) in {
         (c.sli, c.quantile, c.above_s, c.above_ratio) for c in triggers["failover"].conditions
     }
+    scale_out, failover = triggers["scale_out"], triggers["failover"]
+    assert (scale_out.recover_for_s, scale_out.on_no_data, scale_out.severity) == (300, "healthy", "ticket")
+    assert (failover.recover_for_s, failover.on_no_data, failover.severity) == (600, "last_known", "page")
+    assert [(t.kind, t.workload, t.namespace) for t in scale_out.targets] == [("hpa", "live-edge", "live-{region}")]
+    assert [(t.kind, t.fqdn) for t in failover.targets] == [("route53", "{region}.live.example.com")]
+
+
+def test_trigger_fields_left_out_take_their_documented_defaults() -> None:
+    doc = good_spec()
+    for key in ("recover_for", "on_no_data", "stale_after", "severity", "alert", "targets"):
+        del doc["triggers"][0][key]
+    trigger = parse_spec(doc)[0].triggers[0]
+    assert (trigger.recover_for_s, trigger.on_no_data, trigger.stale_after_s) == (0.0, "healthy", 60.0)
+    assert (trigger.severity, trigger.alert, trigger.targets) == ("ticket", "", ())
 
 
 def test_every_threshold_is_a_histogram_bucket_edge() -> None:
@@ -112,6 +126,22 @@ INVALID = [
     ("triggers.0.window", "2m", "triggers[0].window", "not one of stream.quantile_windows"),
     ("triggers.1.any.2.above_ratio", 0, "triggers[1].any[2].above_ratio", "must be > 0"),
     ("stream.quantile_windows.0", "1s", "stream.quantile_windows[0]", "shorter than the pane"),
+    ("triggers.0.recover_for", "soon", "triggers[0].recover_for", "not a duration"),
+    ("triggers.0.on_no_data", "maybe", "triggers[0].on_no_data", "healthy, unhealthy, last_known"),
+    ("triggers.0.stale_after", "0s", "triggers[0].stale_after", "must be > 0"),
+    ("triggers.0.stale_after", "1s", "triggers[0].stale_after", "shorter than the pane"),
+    ("triggers.0.severity", "sms", "triggers[0].severity", "'page' or 'ticket'"),
+    ("triggers.0.alert", "scale-out!", "triggers[0].alert", "Prometheus alert name"),
+    ("triggers.1.name", "scale_out", "triggers[1].name", "duplicate trigger"),
+    ("triggers.0.targets.0.kind", "lambda", "triggers[0].targets[0].kind", "must be one of hpa, route53"),
+    ("triggers.0.targets.0.workload", ..., "triggers[0].targets[0].workload", "required for kind hpa"),
+    ("triggers.0.targets.0.workload", "Live_Edge", "triggers[0].targets[0].workload", "Kubernetes name"),
+    ("triggers.0.targets.0.namespace", "live {region}", "triggers[0].targets[0].namespace", "Kubernetes name"),
+    ("triggers.0.targets.0.min_replicas", 0, "triggers[0].targets[0].min_replicas", "integer >= 1"),
+    ("triggers.0.targets.0.max_replicas", 2, "triggers[0].targets[0].max_replicas", ">= min_replicas"),
+    ("triggers.0.targets.0.replicas", 2, "triggers[0].targets[0].replicas", "unknown field"),
+    ("triggers.1.targets.0.fqdn", ..., "triggers[1].targets[0].fqdn", "required for kind route53"),
+    ("triggers.1.targets.0.fqdn", "https://x", "triggers[1].targets[0].fqdn", "host name"),
 ]
 
 
