@@ -23,6 +23,7 @@ import math
 from dataclasses import dataclass
 
 from slo import conventions as c
+from slo import health
 from slo.model import SLO, Condition, ResolvedTier, Trigger
 
 __all__ = [
@@ -181,46 +182,75 @@ def condition_holds(
 
 @dataclass(frozen=True)
 class TriggerState:
-    """A trigger at one instant: its condition now, and whether it held for ``for_s``."""
+    """A trigger at one instant, as stage 2 and the status page see it.
+
+    ``condition``: holds right now; ``active``: breached (held ``for_s``, and
+    not yet clear for ``recover_for_s``; see ``slo/health.py``); ``since``:
+    when the condition started holding; ``no_data``: no usable data now.
+    """
 
     trigger: str
     condition: bool
     active: bool
     since: float | None
+    breach_since: float | None = None
+    clear_since: float | None = None
+    no_data: bool = False
 
 
 class TriggerTracker:
-    """Since-when each trigger's condition has held, per region; ``active`` after ``for_s``.
+    """The health memory of every trigger in one region: one ``slo.health.Memory`` each.
+
+    A thin holder: the transitions are :func:`slo.health.observe` and
+    :func:`slo.health.at`, so stage 2, the status page and the health
+    endpoint share one state machine. ``update`` takes ``None`` for "no usable
+    data" (the trigger's ``on_no_data`` decides).
 
     Example::
 
         tracker = TriggerTracker(spec.triggers)
         tracker.update("scale_out", True, now=100.0).active   # False (for 2m)
         tracker.update("scale_out", True, now=220.0).active   # True
-        tracker.update("scale_out", False, now=221.0).active  # False: resets
+        tracker.update("scale_out", False, now=221.0).active  # True until recover_for has passed
     """
 
     def __init__(self, triggers: tuple[Trigger, ...]) -> None:
-        self._for_s = {t.name: t.for_s for t in triggers}
-        self.since: dict[str, float] = {}
+        self._triggers = {t.name: t for t in triggers}
+        self.memory: dict[str, health.Memory] = {}
+        self.figures: dict[str, tuple[health.ConditionFigure, ...]] = {}
 
-    def update(self, name: str, condition: bool, now: float) -> TriggerState:
+    def update(
+        self,
+        name: str,
+        condition: bool | None,
+        now: float,
+        figures: tuple[health.ConditionFigure, ...] = (),
+    ) -> TriggerState:
         """Record the condition of trigger ``name`` at ``now`` and return its state."""
-        if not condition:
-            self.since.pop(name, None)
-            return TriggerState(trigger=name, condition=False, active=False, since=None)
-        since = self.since.setdefault(name, now)
-        # A condition first seen "in the future" (clock went back) counts from now.
-        if since > now:
-            since = self.since[name] = now
-        active = now - since >= self._for_s[name]
-        return TriggerState(trigger=name, condition=True, active=active, since=since)
+        memory = self.memory.get(name, health.Memory())
+        # A clock that went back: count from now rather than from "the future".
+        if memory.held_since is not None and memory.held_since > now:
+            memory = health.Memory()
+        self.memory[name] = health.observe(self._triggers[name], memory, condition, now)
+        self.figures[name] = figures
+        return _state(name, self.memory[name])
 
     def state(self, name: str, now: float) -> TriggerState:
-        """The last recorded state of ``name`` seen at ``now`` (no update)."""
-        since = self.since.get(name)
-        if since is None:
-            return TriggerState(trigger=name, condition=False, active=False, since=None)
-        return TriggerState(
-            trigger=name, condition=True, active=now - since >= self._for_s[name], since=since
-        )
+        """The state of ``name`` seen at ``now`` (no new observation)."""
+        memory = self.memory.get(name, health.Memory())
+        if memory.observed_at is not None:
+            # Staleness is judged by stage 2 when it observes; here only time elapses.
+            memory = health.at(self._triggers[name], memory, now, last_data_at=now)
+        return _state(name, memory)
+
+
+def _state(name: str, m: health.Memory) -> TriggerState:
+    return TriggerState(
+        trigger=name,
+        condition=m.condition,
+        active=m.breached,
+        since=m.held_since,
+        breach_since=m.breach_since,
+        clear_since=m.clear_since,
+        no_data=m.no_data_since is not None,
+    )

@@ -60,7 +60,8 @@ from slo.budget import (
     evaluate_tier,
     slo_counts,
 )
-from slo.model import SLO, Condition, Spec
+from slo.health import ConditionFigure, HealthReport, Memory
+from slo.model import SLO, Condition, Spec, Trigger
 from slo.partial import Partial
 from slo.windows import Series, SeriesState, Window
 
@@ -142,7 +143,9 @@ class Snapshot:
 class _RegionState(msgspec.Struct, array_like=True):
     series: list[tuple[str, str, SeriesState]]
     watermarks: list[tuple[str, int, list[tuple[str, str, float]]]]
-    trigger_since: dict[str, float]
+    trigger_since: dict[str, float]  # read when ``health`` is absent (older states)
+    # trigger -> (breached, breach_since, held_since, clear_since, no_data_since, observed_at)
+    health: dict[str, tuple[bool, float | None, float | None, float | None, float | None, float | None]] = {}
 
 
 class _Region:
@@ -219,22 +222,43 @@ class Stage2:
         for region in self._regions.values():
             for series in region.series.values():
                 series.advance(now)
+            last_data = _last_data_at(region)
             for trigger in self.spec.triggers:
-                holds = any(
-                    self._condition(region, cond, trigger.window_s, trigger.min_events)
-                    for cond in trigger.conditions
-                )
-                region.triggers.update(trigger.name, holds, now)
+                figures = tuple(self._condition(region, cond, trigger) for cond in trigger.conditions)
+                holds: bool | None = any(f.holds for f in figures)
+                if not holds and (
+                    all(f.events < max(1, trigger.min_events) for f in figures)
+                    or last_data is None
+                    or now - last_data > trigger.stale_after_s
+                ):
+                    holds = None  # no usable data: the trigger's on_no_data decides
+                region.triggers.update(trigger.name, holds, now, figures)
 
-    def _condition(self, region: _Region, cond: Condition, window_s: float, min_events: int) -> bool:
+    def _condition(self, region: _Region, cond: Condition, trigger: Trigger) -> ConditionFigure:
         series = region.series.get((cond.sli, self.spec.evaluate_kind))
-        if series is None or window_s not in series.windows:
-            return False
-        window = series.window(window_s)
+        limit = cond.above_ratio if cond.above_ratio is not None else cond.above_s
+        if series is None or trigger.window_s not in series.windows:
+            return ConditionFigure(cond.sli, cond.quantile, None, limit or 0.0, 0, False)
+        window = series.window(trigger.window_s)
         if cond.sli == c.SLI_ERRORS:
-            return condition_holds(cond, None, window.errors, window.attempts, min_events)
+            holds = condition_holds(cond, None, window.errors, window.attempts, trigger.min_events)
+            ratio = window.errors / window.attempts if window.attempts else None
+            return ConditionFigure(cond.sli, None, ratio, limit or 0.0, window.attempts, holds)
         value = window.quantiles([cond.quantile])[0] if cond.quantile is not None else None
-        return condition_holds(cond, value, 0, window.count, min_events)
+        holds = condition_holds(cond, value, 0, window.count, trigger.min_events)
+        return ConditionFigure(cond.sli, cond.quantile, value, limit or 0.0, window.count, holds)
+
+    def health_report(self, region: str) -> HealthReport | None:
+        """What the health endpoint needs about ``region`` (None when stage 2 has no state for it)."""
+        state = self._regions.get(region)
+        if state is None:
+            return None
+        return HealthReport(
+            region=region,
+            memories=dict(state.triggers.memory),
+            figures=dict(state.triggers.figures),
+            last_data_at=_last_data_at(state),
+        )
 
     # -- views ------------------------------------------------------------------
 
@@ -323,7 +347,13 @@ class Stage2:
                 (source, hi, sorted(state.flushed.get(source, ())))
                 for source, hi in sorted(state.watermarks.items())
             ],
-            trigger_since=dict(state.triggers.since),
+            trigger_since={
+                k: m.held_since for k, m in state.triggers.memory.items() if m.held_since is not None
+            },
+            health={
+                k: (m.breached, m.breach_since, m.held_since, m.clear_since, m.no_data_since, m.observed_at)
+                for k, m in state.triggers.memory.items()
+            },
         )
         return _STATE_MAGIC + zlib.compress(self._encoder.encode(payload), 1)
 
@@ -343,11 +373,20 @@ class Stage2:
         for source, hi, keys in payload.watermarks:
             state.watermarks[source] = hi
             state.flushed[source] = {(s, k, p) for s, k, p in keys}
-        state.triggers.since.update(payload.trigger_since)
+        for name, held in payload.trigger_since.items():
+            state.triggers.memory[name] = Memory(held_since=held, observed_at=held)
+        for name, fields in payload.health.items():
+            state.triggers.memory[name] = Memory(*fields)
         self._regions[region] = state
         if self._now is not None:
             for series in state.series.values():
                 series.advance(self._now)
+
+
+def _last_data_at(region: _Region) -> float | None:
+    """When the newest data of the region was received (collector clock), None before any."""
+    newest = max((max(s.max_received_at, s.max_event_time) for s in region.series.values()), default=0.0)
+    return newest if newest > 0 else None
 
 
 def _series_snapshot(series: Series) -> SeriesSnapshot:
