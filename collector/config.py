@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from slo import conventions as c
+from slo import limits
 from slo.model import Spec
 
 ENV_KEYS = "STREAMSLO_INGEST_KEYS"
@@ -45,9 +46,9 @@ class CollectorConfig:
     regions: tuple[str, ...] = ()
     keys: frozenset[str] = field(default_factory=frozenset)
     require_key: bool = True
-    max_body_bytes: int = 1 << 20
-    max_event_age_s: float = 3600.0
-    max_future_s: float = 60.0
+    max_body_bytes: int = limits.MAX_BODY_BYTES
+    max_event_age_s: float = limits.MAX_EVENT_AGE_S
+    max_future_s: float = limits.MAX_FUTURE_S
     rate_per_key: float = 20_000.0
     burst_per_key: float = 40_000.0
     cors_origins: tuple[str, ...] = ()

@@ -26,14 +26,10 @@ import msgspec
 from msgspec import Meta
 
 from slo import conventions as c
+from slo.limits import MAX_EVENTS, MAX_LABEL, MAX_SEQ, MAX_SESSION_ID, MAX_UNIX_S, MAX_VALUE_MS
 
-# Caps that are part of the public contract (they appear in the OpenAPI schema).
-MAX_EVENTS = 500
-MAX_SESSION_ID = 128
-MAX_LABEL = 64  # region, sdk, name, code
-MAX_VALUE_MS = 600_000.0  # 10 minutes: anything longer is not a latency
-MAX_UNIX_S = 1e11  # year 5138; rejects absurd magnitudes before any arithmetic
-MAX_SEQ = 2**53  # exact in a JavaScript number
+# The caps of the public contract (they appear in the OpenAPI schema) live in
+# slo/limits.py: stage 1 enforces them again on Kafka records.
 
 EventType = Literal["first_frame", "interaction", "error"]
 # Event types whose value_ms is the measurement itself.

@@ -151,3 +151,17 @@ def burn_rate_record(window: str) -> str:
 def events_record(window: str) -> str:
     """Recording-rule name for the number of SLI events over ``window``."""
     return f"{RECORD_EVENTS_PREFIX}{window}"
+
+
+# --- Stream worker: what it skips and survives (docs/reliability.md) ----------
+# Records of `beacons` that stage 1 cannot accept (any reason) are copied here
+# when the worker runs with --dead-letter; headers `reason` and `source`.
+TOPIC_DEAD_LETTER: Final = "streamslo-dead-letter"
+# Labels stage ("1" records of beacons, "2" bundles of slo-partials) and reason
+# (REASON_MALFORMED, REASON_INVALID, REASON_TOO_LARGE, REASON_TOO_MANY_EVENTS).
+METRIC_STREAM_SKIPPED: Final = "streamslo_stream_skipped_records_total"
+# Events outside the collector's event-time bounds; label reason
+# (REASON_EVENT_TOO_OLD, REASON_EVENT_IN_FUTURE).
+METRIC_STREAM_DROPPED_EVENTS: Final = "streamslo_stream_dropped_events_total"
+# Stage-1 cuts that failed (commit or produce) and reset their partitions.
+METRIC_STREAM_FAILED_CUTS: Final = "streamslo_stream_failed_cuts_total"

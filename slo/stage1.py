@@ -23,7 +23,11 @@ skips by watermark (see ``docs/architecture.md``):
   ``Spec.allowed_lateness_s`` before the beacon's ``received_at``. Late events
   are still aggregated into their own pane (stage 2's windows decide whether
   a window can take them; cumulative totals always do), and counted in
-  ``Partial.late``.
+  ``Partial.late``;
+- event-time bounds: an event more than ``max_event_age_s`` before or
+  ``max_future_s`` after its beacon's ``received_at`` (the collector's bounds,
+  ``slo/limits.py``) is dropped and counted in ``counters.dropped_events`` by
+  reason, so no record read from Kafka can move a window head far ahead.
 
 Example::
 
@@ -43,6 +47,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from slo import conventions as c
+from slo import limits
 from slo.beacon import Beacon
 from slo.model import Spec
 from slo.partial import Partial
@@ -121,6 +126,10 @@ class Stage1Counters:
     late_events: int = 0
     ignored_events: int = 0
     partials: int = 0
+    # Records skipped (not decodable or not valid) and events dropped (outside the
+    # event-time bounds), by reason (``conventions.REASON_*``).
+    skipped_records: dict[str, int] = field(default_factory=dict)
+    dropped_events: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -129,15 +138,25 @@ class Stage1Stats:
 
     counters: Stage1Counters = field(default_factory=Stage1Counters)
     lag: dict[int, int] = field(default_factory=dict)
+    failed_cuts: int = 0  # cuts whose commit or produce failed (their partitions were reset)
 
 
 class Stage1:
     """Dedup beacons per source and accumulate per (region, sli, kind, pane); see module doc."""
 
-    def __init__(self, spec: Spec, *, dedup_records: int = DEFAULT_DEDUP_RECORDS) -> None:
+    def __init__(
+        self,
+        spec: Spec,
+        *,
+        dedup_records: int = DEFAULT_DEDUP_RECORDS,
+        max_event_age_s: float = limits.MAX_EVENT_AGE_S,
+        max_future_s: float = limits.MAX_FUTURE_S,
+    ) -> None:
         if dedup_records < 1:
             raise ValueError("dedup_records must be >= 1")
         self.spec = spec
+        self.max_event_age_s = max_event_age_s
+        self.max_future_s = max_future_s
         self.pane_s = spec.pane_s
         self.lateness_s = spec.allowed_lateness_s
         self.edges = np.asarray(spec.histogram_buckets_s, dtype=np.float64)
@@ -177,11 +196,14 @@ class Stage1:
         """Remember a beacon read *before* ``lo`` (rebuilding dedup memory after a restart)."""
         self._source(source, offset + 1).dedup.check(hash((session_id, seq)), offset)
 
-    def skip(self, source: str, offset: int) -> None:
-        """Mark a non-beacon or malformed record at ``offset`` as consumed."""
+    def skip(self, source: str, offset: int, reason: str | None = None) -> None:
+        """Mark a non-beacon or malformed record at ``offset`` as consumed, counted under ``reason``."""
         s = self._source(source, offset)
         if offset > s.hi:
             s.hi = offset
+        if reason is not None:
+            skipped = self.counters.skipped_records
+            skipped[reason] = skipped.get(reason, 0) + 1
 
     def add(self, beacon: Beacon, source: str, offset: int) -> bool:
         """Accumulate ``beacon`` read at ``offset``; False when it is a duplicate (not counted)."""
@@ -199,8 +221,11 @@ class Stage1:
         pane_s = self.pane_s
         # Lateness depends only on the record (received_at), so replays agree.
         late_before = (received - self.lateness_s) // pane_s - 1
+        # The collector's event-time bounds, judged against the record, so replays agree.
+        newest = received + self.max_future_s
+        oldest = received - self.max_event_age_s
         acc = s.acc
-        n_events = n_ignored = n_late = 0
+        n_events = n_ignored = n_late = n_future = n_old = 0
         # One maxima lookup per beacon (region and kind are per beacon), not per event.
         maxima = s.maxima.get((region, kind))
         max_t = maxima[0] if maxima is not None else 0.0
@@ -210,6 +235,12 @@ class Stage1:
         for ev in beacon.events:
             etype = ev.type
             t = ev.t
+            if t > newest:
+                n_future += 1
+                continue
+            if not t >= oldest:  # NaN lands here too
+                n_old += 1
+                continue
             pane = t // pane_s
             if pane != last_pane:
                 # Events of one beacon mostly share a pane: one dict lookup per run.
@@ -252,7 +283,15 @@ class Stage1:
         counters.events += n_events
         counters.ignored_events += n_ignored
         counters.late_events += n_late
+        if n_future or n_old:
+            self._count_dropped(n_future, n_old)
         return True
+
+    def _count_dropped(self, n_future: int, n_old: int) -> None:
+        dropped = self.counters.dropped_events
+        for reason, n in ((c.REASON_EVENT_IN_FUTURE, n_future), (c.REASON_EVENT_TOO_OLD, n_old)):
+            if n:
+                dropped[reason] = dropped.get(reason, 0) + n
 
     # -- output --------------------------------------------------------------------
 

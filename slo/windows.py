@@ -12,8 +12,11 @@ spec's pane), so a window's edges are exact to one pane of that window: the
 kept only for ``Spec.quantile_windows_s``; min/max are kept per pane.
 
 Time: a window's head is the newest of ``advance(now)`` and the newest pane
-it was given, so event time drives the windows (the collector bounds how far
-in the future an event may be).
+it was given, so event time drives the windows (the collector, and stage 1 again,
+bound how far in the future an event may be). Defence in depth: once a window
+has seen ``advance(now)``, no pane later than ``now + limits.MAX_FUTURE_S`` moves
+its head (:meth:`Window.add` refuses it), and a head already beyond that (a
+poisoned state loaded from a changelog) is reset by the next ``advance``.
 
 Lateness: a window applies a partial only while the partial's pane is still
 inside it; a partial whose pane has already left a window it belongs to is
@@ -39,6 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from slo import conventions as c
+from slo import limits
 from slo.model import Spec
 from slo.partial import Partial
 from slo.sketch import LogSketch
@@ -92,6 +96,7 @@ class Window:
         "blobs",
         "counts",
         "head",
+        "limit",
         "maxs",
         "mins",
         "n",
@@ -108,6 +113,9 @@ class Window:
         self.pane_s = pane_s
         self.n = max(1, math.ceil(window_s / pane_s - _EPS))
         self.head: int | None = None
+        # Newest pane add() may move the head to: the pane of now + MAX_FUTURE_S at
+        # the last advance(now); None before any (nothing to judge against yet).
+        self.limit: int | None = None
         self.counts: npt.NDArray[np.int64] = np.zeros((self.n, n_fields), dtype=np.int64)
         # per-pane floats in array('d'): compact, and scalar access is much
         # cheaper than on numpy arrays (this is the hot path of every partial)
@@ -125,8 +133,18 @@ class Window:
         return math.floor(t / self.pane_s + _EPS)
 
     def advance(self, now: float) -> None:
-        """Slide the head to the pane of ``now``, subtracting every pane that expires."""
-        new = self.index(now)
+        """Slide the head to the pane of ``now``, subtracting every pane that expires.
+
+        A head beyond ``now + limits.MAX_FUTURE_S`` came from a poisoned event
+        time: the window is cleared and restarts at ``now``.
+        """
+        self.limit = self.index(now + limits.MAX_FUTURE_S)
+        if self.head is not None and self.head > self.limit:
+            self._clear()
+            self.head = None
+        self._slide(self.index(now))
+
+    def _slide(self, new: int) -> None:
         if self.head is None:
             self.head = new
             return
@@ -182,7 +200,9 @@ class Window:
         """Add one pane's aggregates at event time ``t``; False (nothing applied) if too old."""
         idx = self.index(t)
         if self.head is None or idx > self.head:
-            self.advance(t)
+            if self.limit is not None and idx > self.limit:
+                return False  # beyond the wall clock plus the allowed skew: never the head
+            self._slide(idx)
         assert self.head is not None
         if idx <= self.head - self.n:
             return False

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from slo import conventions as c
-from slo.beacon import Beacon, Event
+from slo.beacon import Beacon, Event, Rejected, decode_record, encode
 from slo.partial import Partial
 from slo.sketch import LogSketch
 from slo.spec import load_spec
@@ -241,3 +241,96 @@ def test_partials_carry_the_newest_event_time_of_their_own_region(cut, want):
     for p in partials:
         assert p.max_event_time == want[p.region], (p.region, p.pane_start)
         assert p.max_received_at == T0 + 4.0
+
+
+# --- hostile input from Kafka: event-time bounds and record decoding --------------------
+
+@pytest.mark.parametrize(
+    ("event_t", "reason"),
+    [
+        (1e300, c.REASON_EVENT_IN_FUTURE),
+        (T0 + 1.0 + 86_400.0, c.REASON_EVENT_IN_FUTURE),
+        (T0 + 1.0 + 61.0, c.REASON_EVENT_IN_FUTURE),
+        (T0 + 1.0 - 3601.0, c.REASON_EVENT_TOO_OLD),
+        (-1e300, c.REASON_EVENT_TOO_OLD),
+        (float("nan"), c.REASON_EVENT_TOO_OLD),
+        (float("inf"), c.REASON_EVENT_IN_FUTURE),
+    ],
+    ids=[
+        "an event at 1e300 is dropped as in the future",
+        "an event a day after received_at is dropped as in the future",
+        "an event just past the allowed future skew is dropped",
+        "an event just older than the allowed age is dropped",
+        "an event at -1e300 is dropped as too old",
+        "an event at NaN is dropped as too old",
+        "an event at infinity is dropped as in the future",
+    ],
+)
+def test_events_outside_the_collectors_time_bounds_are_dropped_and_counted(event_t, reason):
+    s1, partials = run([beacon(0, ff(100.0), ff(200.0, t=event_t))])
+    (ttff,) = [p for p in partials if p.sli == c.SLI_TTFF]
+    assert ttff.count == 1 and ttff.pane_start == T0  # the good event of the beacon stays
+    assert s1.counters.dropped_events == {reason: 1}
+    assert all(p.max_event_time < T0 + 2.0 for p in partials)
+
+
+def test_a_far_future_event_cannot_move_the_stage2_window_head():
+    from slo.stage2 import Stage2
+
+    now = T0 + 1.0
+    stage2 = Stage2(SPEC)
+    stage2.advance(now)
+    _, partials = run([beacon(0, inter(9_000.0, t=1e300)), beacon(1, inter(50.0), session="s2")])
+    for p in partials:
+        stage2.apply(p)
+    window = stage2.snapshot(now).regions["eu-west-1"].series[(c.SLI_INTERACTION, c.KIND_RUM)]
+    assert window.quantiles[60.0][0.5] == pytest.approx(0.05, rel=0.01)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b'{"session_id":"s","seq":1,"x":' + b"[" * 200_000 + b"]" * 200_000 + b"}", c.REASON_INVALID),
+        (b'{"events":' + b"[" * 200_000, c.REASON_INVALID),
+        (b"[" * 200_000, c.REASON_INVALID),
+        (b"x" * (2 << 20), c.REASON_TOO_LARGE),
+        (bytes(range(256)) * 4, c.REASON_MALFORMED),
+        (b"", c.REASON_MALFORMED),
+        (None, c.REASON_MALFORMED),
+        (encode(Beacon("s", 1, "eu-west-1", "rum", T0, T0, [Event("error", T0)] * 501)), c.REASON_TOO_MANY_EVENTS),
+        (encode(Beacon("s", 1, "eu-west-1", "rum", 1e300, T0, [Event("error", 1e300)])), c.REASON_INVALID),
+        (encode(Beacon("s", 1, "eu-west-1", "rum", -1.0, T0, [Event("error", -1.0)])), c.REASON_INVALID),
+    ],
+    ids=[
+        "deeply nested JSON in an unknown field is invalid, not a RecursionError",
+        "deeply nested JSON in the events field is invalid",
+        "a deeply nested array instead of an object is invalid",
+        "a record over the collector's body cap is too large",
+        "binary garbage is malformed",
+        "an empty value is malformed",
+        "a tombstone (no value) is malformed",
+        "more events than the collector accepts is too many events",
+        "a received_at of 1e300 is invalid",
+        "a negative received_at is invalid",
+    ],
+)
+def test_records_the_collector_would_refuse_are_rejected_with_a_reason(value, reason):
+    with pytest.raises(Rejected) as exc:
+        decode_record(value)
+    assert exc.value.reason == reason
+
+
+def test_a_collector_beacon_decodes_as_a_record():
+    b = beacon(3, ff(120.0), err())
+    assert decode_record(encode(b)) == b
+
+
+def test_skipped_records_are_counted_by_reason_and_still_advance_the_cut():
+    s1 = Stage1(SPEC)
+    s1.begin(SRC, -1)
+    s1.add(beacon(0, ff(100.0)), SRC, 0)
+    s1.skip(SRC, 1, c.REASON_MALFORMED)
+    s1.skip(SRC, 2, c.REASON_MALFORMED)
+    s1.skip(SRC, 3, c.REASON_TOO_LARGE)
+    assert s1.pending(SRC) == (-1, 3)
+    assert s1.counters.skipped_records == {c.REASON_MALFORMED: 2, c.REASON_TOO_LARGE: 1}

@@ -218,3 +218,40 @@ def test_memory_stays_flat_as_the_event_rate_grows(spec: Spec) -> None:
     print(f"\nseries memory at 50 vs 5000 events per pane: {sizes} bytes")
     assert sizes[1] <= MEMORY_LIMIT
     assert sizes[1] / sizes[0] < 1.5
+
+
+@pytest.mark.parametrize(
+    ("ahead_s", "moves_head"),
+    [(30.0, True), (120.0, False), (1e300, False)],
+    ids=[
+        "a pane 30 s ahead of the wall clock moves the head (within the allowed skew)",
+        "a pane two minutes ahead of the wall clock cannot move the head",
+        "a pane at 1e300 cannot move the head",
+    ],
+)
+def test_a_head_never_jumps_beyond_the_wall_clock_plus_the_allowed_skew(
+    spec: Spec, ahead_s: float, moves_head: bool
+) -> None:
+    series = Series(spec, c.SLI_TTFF, c.KIND_RUM)
+    now = 10_000_000.0
+    series.advance(now)
+    heads = {w: w.head for w in series.windows.values()}
+    pane = math.floor((now + ahead_s) / spec.pane_s) * spec.pane_s
+    series.apply(make_partial(spec, [9.0], pane_start=pane))
+    series.apply(make_partial(spec, [0.1], pane_start=math.floor(now / spec.pane_s) * spec.pane_s))
+    minute = series.window(60.0)
+    assert (minute.head != heads[minute]) is moves_head
+    assert minute.count == (2 if moves_head else 1)
+    assert series.count == 2  # cumulative totals take everything, as for late partials
+
+
+def test_a_poisoned_head_loaded_from_a_changelog_is_reset_by_the_next_advance(spec: Spec) -> None:
+    poisoned = Window(60.0, 2.0, FIRST_EDGE, with_sketch=False)
+    poisoned.add(1e12, one(5, FIRST_EDGE), 1.0, 0.1, 0.2, None)  # no advance yet: no limit
+    window = Window(60.0, 2.0, FIRST_EDGE, with_sketch=False)
+    window.load(poisoned.state())
+    now = 10_000_000.0
+    window.advance(now)
+    assert window.head == window.index(now) and window.count == 0
+    assert window.add(now - 1.0, one(1, FIRST_EDGE), 0.1, 0.1, 0.1, None)
+    assert window.count == 1
