@@ -165,3 +165,28 @@ METRIC_STREAM_SKIPPED: Final = "streamslo_stream_skipped_records_total"
 METRIC_STREAM_DROPPED_EVENTS: Final = "streamslo_stream_dropped_events_total"
 # Stage-1 cuts that failed (commit or produce) and reset their partitions.
 METRIC_STREAM_FAILED_CUTS: Final = "streamslo_stream_failed_cuts_total"
+
+
+# --- Region health and autoscaling (docs/autoscaling-and-failover.md) ----------
+# Compacted, key = region, value = slo.health.HealthReport JSON: the owner of a
+# region publishes it, every worker reads it, so every worker answers alike.
+TOPIC_HEALTH: Final = "slo-health"
+HEALTH_PATH: Final = "/v1/regions/{region}/health"
+# Health endpoint answers by outcome (HEALTH_OK, HEALTH_BREACH, HEALTH_UNKNOWN_REGION).
+METRIC_HEALTH_REQUESTS: Final = "streamslo_health_requests_total"
+HEALTH_OK: Final = "ok"
+HEALTH_BREACH: Final = "breach"
+HEALTH_UNKNOWN_REGION: Final = "unknown_region"
+# A trigger's worst clause as a ratio to its limit, over the trigger's window
+# ({region, trigger}; 1.0 = at the limit); and that ratio held for the
+# trigger's `for:` (min over the last `for:`), the one series an HPA reads.
+RECORD_TRIGGER_RATIO: Final = "slo:trigger_ratio:max"
+RECORD_TRIGGER_HELD_PREFIX: Final = "slo:trigger_ratio:held"
+GROUP_AUTOSCALING_RECORDINGS: Final = "streamslo-autoscaling-recordings"
+# The External metric prometheus-adapter serves to the HPA ({region, trigger}).
+EXTERNAL_METRIC_TRIGGER: Final = "streamslo_trigger_ratio"
+
+
+def trigger_held_record(for_window: str) -> str:
+    """Recording-rule name for the trigger ratio held over ``for_window`` (``"2m"``)."""
+    return f"{RECORD_TRIGGER_HELD_PREFIX}{for_window}"
