@@ -31,6 +31,7 @@ import json
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from slo import conventions as c
 from slo.model import NO_DATA_HEALTHY, NO_DATA_UNHEALTHY, TARGET_ROUTE53, Spec, Trigger
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "Memory",
     "RegionHealth",
     "TriggerHealth",
+    "answer",
     "at",
     "health_triggers",
     "observe",
@@ -256,3 +258,17 @@ def render(health: RegionHealth) -> tuple[int, str]:
     }
     marker = BODY_OK if health.healthy else BODY_BREACH
     return (200 if health.healthy else 503), f"{marker}\n{json.dumps(doc, sort_keys=True)}\n"
+
+
+def answer(spec: Spec, region: str, report: HealthReport | None, now: float) -> tuple[int, str, str]:
+    """``(status, body, outcome)`` of ``GET /v1/regions/{region}/health``, for any transport.
+
+    404 names the unknown region and lists the spec's regions. ``outcome``
+    labels ``streamslo_health_requests_total``.
+    """
+    health = region_health(spec, region, report, now)
+    if health is None:
+        detail = {"detail": f"region: unknown region {region!r}; regions: {', '.join(spec.regions)}"}
+        return 404, f"UNKNOWN_REGION\n{json.dumps(detail)}\n", c.HEALTH_UNKNOWN_REGION
+    status, body = render(health)
+    return status, body, c.HEALTH_OK if health.healthy else c.HEALTH_BREACH

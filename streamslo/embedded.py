@@ -29,12 +29,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, HTTPException
-from prometheus_client import CollectorRegistry
+from fastapi import FastAPI, HTTPException, Response
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CollectorRegistry, Counter
 
 from collector.app import INGEST_PATH, create_app
 from collector.config import CollectorConfig
 from collector.exporters import InProcessExporter
+from slo import conventions as c
+from slo import health
 from slo.exposition import EngineCollector
 from slo.model import Spec
 from slo.spec import DEFAULT_SPEC_PATH, SpecError, load_spec
@@ -64,6 +67,7 @@ def build_app(
     # The worker's self-metrics (duplicates, late events, lag) read the same engine.
     registry.register(StreamCollector(engine))
     mount_status(app, engine.status)
+    _add_health_route(app, spec, engine, registry)
 
     traffic: DemoTraffic | None = None
     client: httpx.AsyncClient | None = None
@@ -104,6 +108,19 @@ def build_app(
     app.state.engine = engine
     app.state.demo = traffic
     return app, engine
+
+
+def _add_health_route(app: FastAPI, spec: Spec, engine: Engine, registry: CollectorRegistry) -> None:
+    """``GET /v1/regions/{region}/health`` for DNS health checks (``slo/health.py``)."""
+    answers = Counter(c.METRIC_HEALTH_REQUESTS.removesuffix("_total"), "Region health answers by outcome.",
+                      [c.LABEL_OUTCOME], registry=registry)
+
+    @app.get(c.HEALTH_PATH, tags=["health"], response_class=PlainTextResponse)
+    async def region_health(region: str) -> Response:
+        """200 ``SLO_OK`` or 503 ``SLO_BREACH``, then JSON (triggers, since when, figures); 404 unknown region."""
+        status, body, outcome = health.answer(spec, region, engine.stage2.health_report(region), engine.clock())
+        answers.labels(outcome).inc()
+        return PlainTextResponse(body, status_code=status)
 
 
 def _add_demo_routes(app: FastAPI, traffic: DemoTraffic) -> None:
