@@ -1,0 +1,12 @@
+/**
+ * @streamslo/web: the player SDK. See docs/sdk.md.
+ *
+ *     import { createReporter } from "@streamslo/web";
+ *     const slo = createReporter({ collector: "https://collector.example", key: "k-…", region: "eu-west-1" });
+ *     slo.watchVideo(document.querySelector("video")!);
+ */
+
+export { createReporter, ingestUrl, VERSION } from "./reporter";
+export type { Reporter } from "./reporter";
+export { MEDIA_ERRORS } from "./video";
+export type { ReporterOptions, Stats, WireBeacon, WireEvent, EventType } from "./types";
