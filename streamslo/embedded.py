@@ -14,6 +14,7 @@ Example::
     streamslo run --demo                       # http://127.0.0.1:8080/
     streamslo run --spec my.yaml --port 9000
     streamslo run --demo --incident eu-west-1  # start with an incident in eu-west-1
+    streamslo run --keys keys.txt --cors-origin http://localhost:3000  # a player in dev
     curl -X POST 'http://127.0.0.1:8080/api/demo/incident?region=eu-west-1&on=0'
 """
 
@@ -23,19 +24,24 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 from fastapi import FastAPI, HTTPException, Response
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CollectorRegistry, Counter
 
-from collector.app import INGEST_PATH, create_app
-from collector.config import CollectorConfig
+from collector.app import INGEST_PATH, Scope, Send, create_app
+from collector.config import ENV_KEYS, CollectorConfig, ConfigError, load_keys
 from collector.exporters import InProcessExporter
+from collector.keys import HEADER as KEY_HEADER
+from collector.keys import QUERY_PARAM as KEY_PARAM
+from collector.validation import Receive
 from slo import conventions as c
 from slo import health
 from slo.exposition import EngineCollector
@@ -57,12 +63,22 @@ def build_app(
     flush_interval_s: float = 0.5,
     demo_beacons_per_s: float = 8.0,
     registry: CollectorRegistry | None = None,
+    keys: frozenset[str] = frozenset(),
+    cors_origins: Sequence[str] = (),
 ) -> tuple[FastAPI, Engine]:
-    """Assemble the embedded app; its lifespan runs the engine (and the demo traffic)."""
+    """Assemble the embedded app; its lifespan runs the engine (and the demo traffic).
+
+    With ``keys``, beacons must carry one of them (as in ``streamslo collector``);
+    without, any beacon is taken, with or without a key (a production SDK's key
+    is ignored, not refused). Raises ``ConfigError`` for unusable keys.
+    """
     registry = registry if registry is not None else CollectorRegistry()
     engine = Engine(spec, flush_interval_s=flush_interval_s)
-    config = CollectorConfig(regions=tuple(spec.regions), require_key=False)
+    config = CollectorConfig(regions=tuple(spec.regions), keys=keys, require_key=bool(keys),
+                             cors_origins=tuple(cors_origins))
     app = create_app(config, InProcessExporter(engine.sink), registry)
+    if not keys:
+        app.ingest = _KeyIgnored(app.ingest)  # type: ignore[attr-defined]
     registry.register(EngineCollector(engine.snapshot, spec))
     # The worker's self-metrics (duplicates, late events, lag) read the same engine.
     registry.register(StreamCollector(engine))
@@ -76,8 +92,10 @@ def build_app(
         # validation and enrichment as a real player's beacon.
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://embedded")
 
+        demo_headers = {KEY_HEADER.decode(): min(keys)} if keys else {}
+
         async def send(beacon: dict[str, Any]) -> int:
-            return (await client.post(INGEST_PATH, json=beacon)).status_code
+            return (await client.post(INGEST_PATH, json=beacon, headers=demo_headers)).status_code
 
         traffic = DemoTraffic(spec.regions, send, beacons_per_s=demo_beacons_per_s)
         for region in incidents:
@@ -108,6 +126,25 @@ def build_app(
     app.state.engine = engine
     app.state.demo = traffic
     return app, engine
+
+
+class _KeyIgnored:
+    """The ingest endpoint with the request's ingest key removed (no keys configured).
+
+    The collector refuses a key it does not know (401); the embedded server
+    without keys must take a production SDK's beacons all the same.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(k, v) for k, v in scope["headers"] if k != KEY_HEADER]
+        query = scope.get("query_string", b"")
+        if query:
+            pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+            query = urlencode([(k, v) for k, v in pairs if k != KEY_PARAM]).encode("latin-1")
+        await self.inner({**scope, "headers": headers, "query_string": query}, receive, send)
 
 
 def _add_health_route(app: FastAPI, spec: Spec, engine: Engine, registry: CollectorRegistry) -> None:
@@ -150,6 +187,10 @@ def main(argv: list[str]) -> int:
                         help="start the demo with an incident in REGION (repeatable; implies --demo)")
     parser.add_argument("--demo-rate", type=float, default=8.0, help="demo beacons per second per region (default 8)")
     parser.add_argument("--flush-interval", type=float, default=0.5, help="engine flush period in seconds (default 0.5)")
+    parser.add_argument("--keys", default=None, metavar="FILE",
+                        help=f"ingest keys, one per line (also ${ENV_KEYS}); beacons must then carry one")
+    parser.add_argument("--cors-origin", action="append", default=[], metavar="URL",
+                        help="browser origin allowed to send beacons (repeatable), e.g. a player in dev")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
 
@@ -168,8 +209,14 @@ def main(argv: list[str]) -> int:
         print("streamslo run: --flush-interval must be between 0.05 and 10 seconds", file=sys.stderr)
         return 2
 
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        # The embedded collector takes beacons without an ingest key.
+    try:
+        keys = load_keys(args.keys, os.environ)
+        CollectorConfig(keys=keys, require_key=bool(keys)).validate()
+    except (OSError, ConfigError) as exc:
+        print(f"streamslo run: {exc}", file=sys.stderr)
+        return 2
+    if not keys and args.host not in ("127.0.0.1", "localhost", "::1"):
+        # Without keys the embedded collector takes any beacon.
         print(f"streamslo run: warning: listening on {args.host} without ingest keys; "
               "anyone who can reach it can send beacons", file=sys.stderr)
 
@@ -180,10 +227,10 @@ def main(argv: list[str]) -> int:
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     demo = args.demo or bool(args.incident)
     app, _ = build_app(spec, demo=demo, incidents=args.incident, flush_interval_s=args.flush_interval,
-                       demo_beacons_per_s=args.demo_rate)
+                       demo_beacons_per_s=args.demo_rate, keys=keys, cors_origins=args.cors_origin)
     base = f"http://{args.host}:{args.port}"
     print(f"streamslo run: spec {spec.name!r} ({len(spec.slos)} SLOs, regions {', '.join(spec.regions)})"
-          f"{', demo traffic on' if demo else ''}\n"
+          f"{', demo traffic on' if demo else ''}{f', {len(keys)} ingest key(s)' if keys else ''}\n"
           f"  status page  {base}/\n  metrics      {base}/metrics\n  beacons      POST {base}{INGEST_PATH}",
           flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)

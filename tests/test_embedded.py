@@ -9,6 +9,7 @@ with the status-page and probe tests.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
@@ -292,3 +293,65 @@ def test_demo_traffic_model(incident: bool, check: str) -> None:
                     assert bad > 0.95, (region, slo.name, bad)
         errors = SPEC.slo("errors").budget
         assert (fatal < errors / 2) if check == "healthy" else (fatal > 3 * errors), fatal
+
+
+# --- ingest keys of `streamslo run` ---------------------------------------------------
+
+KEY = "k-0123456789"
+
+
+def _beacon() -> dict[str, Any]:
+    now = time.time()
+    return {"v": 1, "session_id": "s-keys", "seq": 1, "sent_at": now, "region": "eu-west-1",
+            "events": [{"type": "first_frame", "ts": now, "value_ms": 120.0}]}
+
+
+@pytest.mark.parametrize(("keys", "presented", "status"), [
+    pytest.param(frozenset(), None, 202, id="without keys a keyless beacon is taken"),
+    pytest.param(frozenset(), "header", 202, id="without keys a production SDK's header key is ignored, not refused"),
+    pytest.param(frozenset(), "query", 202, id="without keys a production SDK's ?key= is ignored, not refused"),
+    pytest.param(frozenset({KEY}), "header", 202, id="with keys the right header key is taken"),
+    pytest.param(frozenset({KEY}), "query", 202, id="with keys the right ?key= is taken"),
+    pytest.param(frozenset({KEY}), None, 401, id="with keys a keyless beacon is refused"),
+    pytest.param(frozenset({KEY}), "wrong", 401, id="with keys an unknown key is refused"),
+])
+async def test_embedded_ingest_honours_the_configured_keys(keys: frozenset[str], presented: str | None, status: int) -> None:
+    from streamslo.embedded import build_app
+
+    app, _ = build_app(SPEC, keys=keys)
+    headers = {"X-Ingest-Key": KEY} if presented == "header" else {"X-Ingest-Key": "k-not-a-key"} if presented == "wrong" else {}
+    params = {"key": KEY, "x": "1"} if presented == "query" else {}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://embedded") as client:
+        resp = await client.post("/v1/beacons", params=params, headers={"content-type": "text/plain", **headers},
+                                 content=json.dumps(_beacon()))
+    assert resp.status_code == status, resp.text
+    if status == 401:
+        assert resp.json()["field"] == "key"
+
+
+@pytest.mark.parametrize(("how", "env"), [
+    pytest.param("--keys FILE", False, id="streamslo run --keys FILE requires one of the file's keys"),
+    pytest.param("STREAMSLO_INGEST_KEYS", True, id="streamslo run takes its keys from STREAMSLO_INGEST_KEYS"),
+])
+def test_streamslo_run_takes_keys_like_the_collector(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, env: bool) -> None:
+    command = "streamslo run"
+    if env:
+        monkeypatch.setenv("STREAMSLO_INGEST_KEYS", f"{KEY},k-other-key-1")
+    else:
+        (tmp_path / "keys.txt").write_text(f"# dev keys\n{KEY}\n")
+        command += f" --keys {tmp_path / 'keys.txt'}"
+    with embedded_server(command, tmp_path / "run.log") as base:
+        url = f"{base}/v1/beacons"
+        assert httpx.post(url, json=_beacon(), params={"key": KEY}).status_code == 202
+        assert httpx.post(url, json=_beacon()).status_code == 401
+        assert httpx.post(url, json=_beacon(), headers={"X-Ingest-Key": "k-unknown-0"}).status_code == 401
+        text = httpx.get(f"{base}/metrics").text
+        assert sample(text, c.METRIC_COLLECTOR_REFUSED, reason=c.REASON_UNAUTHORIZED) == 2
+
+
+def test_streamslo_run_refuses_unusable_keys(tmp_path: Path) -> None:
+    (tmp_path / "keys.txt").write_text("short\n")
+    proc = subprocess.run([*streamslo_argv("streamslo run"), "--keys", str(tmp_path / "keys.txt")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "shorter than 8 characters" in proc.stderr
