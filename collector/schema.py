@@ -31,7 +31,7 @@ from slo.limits import MAX_EVENTS, MAX_LABEL, MAX_SEQ, MAX_SESSION_ID, MAX_UNIX_
 # The caps of the public contract (they appear in the OpenAPI schema) live in
 # slo/limits.py: stage 1 enforces them again on Kafka records.
 
-EventType = Literal["first_frame", "interaction", "error"]
+EventType = Literal["first_frame", "interaction", "error", "exit_before_start"]
 # Event types whose value_ms is the measurement itself.
 LATENCY_EVENT_TYPES = frozenset({c.EVENT_FIRST_FRAME, c.EVENT_INTERACTION})
 

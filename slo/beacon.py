@@ -29,7 +29,10 @@ from slo import limits
 
 
 class Event(msgspec.Struct, array_like=True, frozen=True):
-    """One player event; ``t`` is the clock-corrected event time (unix seconds)."""
+    """One player event; ``t`` is the clock-corrected event time (unix seconds).
+
+    ``type`` is a ``conventions.EVENT_*``; ``exit_before_start`` feeds no SLI yet.
+    """
 
     type: str
     t: float

@@ -51,6 +51,9 @@ SLIS: Final = (SLI_TTFF, SLI_INTERACTION, SLI_ERRORS)
 EVENT_FIRST_FRAME: Final = "first_frame"
 EVENT_INTERACTION: Final = "interaction"
 EVENT_ERROR: Final = "error"
+# A play attempt abandoned before its first frame (value_ms = how long the viewer
+# waited): counted by stage 1 with the events it ignores, never an error.
+EVENT_EXIT_BEFORE_START: Final = "exit_before_start"
 
 # Quantiles exported by the in-stream sketches.
 EXPORTED_QUANTILES: Final = (0.5, 0.9, 0.95, 0.99)
