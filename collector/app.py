@@ -9,8 +9,16 @@ an OTLP endpoint is configured) unless the caller passes its own ``tracing``.
 The ingest route is a plain ASGI endpoint rather than a FastAPI handler: it
 reads the body as a stream (to cap it during decompression) and decodes it
 with msgspec in one pass; FastAPI's per-request model machinery is what made
-the pydantic baseline slow (DESIGN §8). Its schema is still published: the
-OpenAPI document is built from the same msgspec types the decoder uses.
+the pydantic baseline slow (``bench/bench_ingest.py``). Its schema is still
+published: the OpenAPI document is built from the same msgspec types the
+decoder uses.
+
+A refusal sent before the body was read (413 by ``Content-Length``, 401, 429,
+415, a 413 part-way through the body) is a *lingering close*, as nginx does it:
+the response goes out first, then the rest of the body is read and discarded,
+at most :data:`DRAIN_MAX_BYTES` bytes or :data:`DRAIN_MAX_S` seconds, then the
+connection closes. Closing with unread bytes instead makes the kernel send a
+reset, and a client still writing its body gets a broken pipe, not the 413.
 
 >>> from collector.exporters import InProcessExporter
 >>> app = create_app(CollectorConfig(require_key=False), InProcessExporter(lambda b: None))
@@ -20,6 +28,7 @@ OpenAPI document is built from the same msgspec types the decoder uses.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import os
@@ -53,6 +62,10 @@ INGEST_PATH = "/v1/beacons"
 _JSON_TYPES = (b"", b"application/json", b"text/plain")
 _ENCODINGS = (b"", b"identity", b"gzip")
 SERVICE_NAME = "streamslo-collector"  # OpenTelemetry service.name unless OTEL_SERVICE_NAME is set
+DRAIN_MAX_BYTES = 16 << 20
+"""At most this many body bytes are read and discarded after an early refusal."""
+DRAIN_MAX_S = 5.0
+"""... and for at most this long (uvicorn's own keep-alive timeout), whichever comes first."""
 
 Scope = MutableMapping[str, Any]
 Send = Any  # ASGI send callable
@@ -86,6 +99,8 @@ class IngestEndpoint:
         self.limiter = RateLimiter(config.rate_per_key, config.burst_per_key)
         self._origins = frozenset(o.encode() for o in config.cors_origins)
         self._retry_503 = str(config.retry_after_s).encode()
+        self.drain_max_bytes = DRAIN_MAX_BYTES
+        self.drain_max_s = DRAIN_MAX_S
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers: dict[bytes, bytes] = dict(scope["headers"])
@@ -116,8 +131,9 @@ class IngestEndpoint:
         self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes],
         cors: list[tuple[bytes, bytes]], span: RequestSpans | None,
     ) -> None:
+        request = _Body(receive)
         try:
-            status, body, extra = await self._ingest(scope, receive, headers, span)
+            status, body, extra = await self._ingest(scope, request, headers, span)
         except Refused as r:
             self.metrics.refused[r.reason].inc()
             self.metrics.beacons[c.OUTCOME_REFUSED].inc()
@@ -127,6 +143,11 @@ class IngestEndpoint:
             extra = [(b"retry-after", _retry_after(r.retry_after))] if r.retry_after else []
             if span is not None:
                 _span_outcome(span, c.OUTCOME_REFUSED, r.reason, r.status, r.events)
+            # With "Expect: 100-continue" the client waits for us: nothing to drain,
+            # and reading would make the server send a 100 after the final status.
+            if not request.ended and b"100-continue" not in headers.get(b"expect", b"").lower():
+                await self._respond_lingering(send, request, status, body, extra + cors)
+                return
         except Exception:
             # A bug (ours or a sink's), never bad input: say so honestly with a
             # 500, count it, and keep the traceback in the log.
@@ -195,6 +216,21 @@ class IngestEndpoint:
             span.set_attribute(tn.ATTR_OUTCOME, c.OUTCOME_ACCEPTED)
         return 202, b'{"status":"accepted","events":%d}' % n, []
 
+    async def _respond_lingering(
+        self, send: Send, request: _Body, status: int, body: bytes, extra: list[tuple[bytes, bytes]]
+    ) -> None:
+        """Send the whole response, drain the unread body (bounded), then let the server close.
+
+        The body bytes go out with ``more_body`` so that a client reading while it
+        writes sees the response at once; the final empty chunk, sent after the
+        drain, is what makes uvicorn close the connection (``connection: close``).
+        """
+        await send({"type": "http.response.start", "status": status,
+                    "headers": _response_headers(body, [(b"connection", b"close"), *extra])})
+        await send({"type": "http.response.body", "body": body, "more_body": True})
+        await drain(request, self.drain_max_bytes, self.drain_max_s)
+        await send({"type": "http.response.body", "body": b""})
+
     def _authenticate(self, scope: Scope) -> str:
         """The bucket id of the request: its matched key, or "" when keys are optional."""
         candidate = candidate_from(scope["headers"], scope.get("query_string", b""))
@@ -247,12 +283,61 @@ def _retry_after(seconds: float) -> bytes:
     return str(max(1, math.ceil(seconds))).encode()
 
 
-async def _respond(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]]) -> None:
+def _response_headers(body: bytes, extra: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     headers = [(b"content-length", b"%d" % len(body)), *extra]
     if body:
         headers.append((b"content-type", b"application/json"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    return headers
+
+
+async def _respond(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]]) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": _response_headers(body, extra)})
     await send({"type": "http.response.body", "body": body})
+
+
+class _Body:
+    """The request's ASGI ``receive``, remembering whether the body has ended.
+
+    A refusal needs to know whether unread body bytes are left to drain.
+    """
+
+    __slots__ = ("ended", "receive")
+
+    def __init__(self, receive: Receive) -> None:
+        self.receive = receive
+        self.ended = False
+
+    async def __call__(self) -> MutableMapping[str, Any]:
+        message = await self.receive()
+        if not message.get("more_body", False):  # the last chunk, or a disconnect
+            self.ended = True
+        return message
+
+
+async def drain(receive: Receive, max_bytes: int, max_s: float) -> bool:
+    """Read and discard the rest of a request body; True when it ended within the bounds.
+
+    Use after answering a request whose body was not read, before the connection
+    closes (a lingering close). Stops after ``max_bytes`` bytes or ``max_s``
+    seconds, whichever comes first; the close then resets a client still writing.
+
+    Example::
+
+        await drain(receive, 16 << 20, 5.0)
+    """
+    seen = 0
+    try:
+        async with asyncio.timeout(max_s):
+            while seen <= max_bytes:
+                message = await receive()
+                if message["type"] != "http.request":  # the client went away: nothing left
+                    return True
+                seen += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return True
+    except TimeoutError:
+        pass
+    return False
 
 
 class CollectorApp(FastAPI):
