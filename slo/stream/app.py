@@ -44,6 +44,7 @@ from slo import conventions as c
 from slo.exposition import EngineCollector
 from slo.stage1 import Stage1, Stage1Stats
 from slo.stage2 import Stage2
+from slo.stream.health import HealthService
 from slo.stream.metrics import StreamCollector
 from slo.stream.settings import Settings
 from slo.stream.stage1_process import Stage1Process
@@ -247,5 +248,18 @@ def build_app(settings: Settings, *, tracer: Tracing | None = None) -> faust.App
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
         return web.text("ok")
+
+    # Region health for DNS checks, the same on every worker (slo/stream/health.py).
+    region_health = HealthService(settings, rt.stage2, registry)
+    app.streamslo_health = region_health  # type: ignore[attr-defined]
+
+    @app.page(c.HEALTH_PATH)
+    async def region_health_page(web: Any, request: Any, region: str) -> Any:
+        status, body, _ = region_health.answer(region, time.time())
+        return web.text(body, status=status)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def region_health_task() -> None:
+        await region_health.run()
 
     return app
