@@ -152,6 +152,23 @@ class Worker:
                 self.proc.wait(10)
         self.proc = None
 
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stage1_pid(self) -> int | None:
+        """Pid of the stage-1 child process (multiprocessing spawn), None if not running."""
+        if self.proc is None:
+            return None
+        for pid in children(self.proc.pid):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if b"multiprocessing.spawn" in b" ".join(cmdline) and not any(b"resource_tracker" in a for a in cmdline):
+                return pid
+        return None
+
     def log_tail(self, n: int = 40) -> str:
         path = self.workdir / f"{self.name}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:]) if path.exists() else ""
@@ -167,6 +184,19 @@ class Worker:
             for s in family.samples:
                 out[(s.name, frozenset(s.labels.items()))] = s.value
         return out
+
+
+def children(pid: int) -> list[int]:
+    """Pids whose parent is ``pid`` (from /proc; Linux only)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
 
 
 def metric_sum(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str,

@@ -111,6 +111,14 @@ def test_streamslo_services_run_real_subcommands(resolved: dict[str, Any]) -> No
         assert command[0] in COMMANDS, f"{service}: streamslo has no subcommand {command[0]!r}"
 
 
+def test_streamslo_services_are_restarted_when_they_exit_non_zero(resolved: dict[str, Any]) -> None:
+    # A worker that must die exits non-zero (slo/stream/exits.py); a supervisor that
+    # restarts only on failure ("on-failure") or always ("unless-stopped") brings it back.
+    for service in ("collector", "worker"):
+        policy = resolved["services"][service].get("restart", "no")
+        assert policy in ("on-failure", "unless-stopped", "always"), f"{service}: restart: {policy}"
+
+
 @pytest.mark.prometheus
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
 def test_prometheus_config_and_mounted_rules_pass_promtool(resolved: dict[str, Any], tmp_path: Path) -> None:

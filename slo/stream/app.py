@@ -36,7 +36,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import faust
-import msgspec
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -44,6 +43,7 @@ from slo import conventions as c
 from slo.exposition import EngineCollector
 from slo.stage1 import Stage1, Stage1Stats
 from slo.stage2 import Stage2
+from slo.stream.exits import EXIT_STAGE1_DIED
 from slo.stream.health import HealthService
 from slo.stream.metrics import StreamCollector
 from slo.stream.settings import Settings
@@ -77,15 +77,30 @@ class Runtime:
             self.runner = Stage1Runner(settings, self.stage1, tracer=tracer)
         self.bundles = 0
         self.bad_bundles = 0
+        self.skipped_bundles: dict[str, int] = {}  # by reason (conventions.REASON_*)
         self.table_writes = 0
         self.partials_lag: dict[int, int] = {}
+        self.exit_code = 0  # non-zero once the worker stopped itself (slo/stream/exits.py)
+
+    def fail(self, code: int, reason: str) -> None:
+        """Stop the worker with exit ``code``, saying why in one log line."""
+        log.critical("worker stopping with exit code %d: %s", code, reason)
+        self.exit_code = code
+        os.kill(os.getpid(), signal.SIGTERM)  # Faust's graceful shutdown, then cli exits with code
+
+    def skip_bundle(self, reason: str, exc: BaseException) -> None:
+        """Count a ``slo-partials`` message stage 2 cannot use; it is skipped, never retried."""
+        self.bad_bundles += 1
+        self.skipped_bundles[reason] = self.skipped_bundles.get(reason, 0) + 1
+        if self.bad_bundles <= 10 or self.bad_bundles % 1000 == 0:
+            log.warning("stage2: skipped a bundle (%s, %d so far): %r", reason, self.bad_bundles, exc)
 
     def stage1_stats(self) -> Stage1Stats:
         """Stage-1 counters and lag, from the child process or the in-process runner."""
         if self.child is not None:
             return self.child.poll()
         assert self.stage1 is not None and self.runner is not None
-        return Stage1Stats(self.stage1.counters, self.runner.lag())
+        return Stage1Stats(self.stage1.counters, self.runner.lag(), self.runner.failed_cuts)
 
     def owned_partitions(self, app: faust.App) -> set[int]:
         return {tp.partition for tp in app.consumer.assignment() if tp.topic == c.TOPIC_PARTIALS}
@@ -173,11 +188,15 @@ def build_app(settings: Settings, *, tracer: Tracing | None = None) -> faust.App
             region = event.key.decode() if event.key else ""
             try:
                 bundle = decode_bundle(event.value)
-            except msgspec.DecodeError:
-                rt.bad_bundles += 1
+            except Exception as exc:  # any bad bundle: skip and count, never stop
+                rt.skip_bundle(c.REASON_MALFORMED, exc)
                 continue
             load_region(region)
-            applied = apply_bundle(rt.stage2, tr, region, bundle)
+            try:
+                applied = apply_bundle(rt.stage2, tr, region, bundle)
+            except Exception as exc:
+                rt.skip_bundle(c.REASON_INVALID, exc)
+                applied = region in rt.stage2.regions()  # persist whatever part was applied
             rt.bundles += 1
             if applied:
                 # One changelog record per bundle: the region's whole state.
@@ -221,15 +240,15 @@ def build_app(settings: Settings, *, tracer: Tracing | None = None) -> faust.App
             while True:  # a worker without its stage 1 must not look healthy
                 await asyncio.sleep(1.0)
                 if not rt.child.alive():
-                    log.error("stage1: child process died; stopping the worker")
-                    os.kill(os.getpid(), signal.SIGTERM)
+                    rt.fail(EXIT_STAGE1_DIED,
+                            f"stage1 child process exited with code {rt.child.exitcode()}")
                     return
         assert rt.runner is not None
         try:
             await rt.runner.run()
-        except Exception:
-            log.exception("stage1: crashed; stopping the worker")
-            os.kill(os.getpid(), signal.SIGTERM)
+        except Exception as exc:
+            log.exception("stage1: crashed")
+            rt.fail(EXIT_STAGE1_DIED, f"stage1 crashed: {type(exc).__name__}: {exc}")
             raise
 
     if rt.child is not None:

@@ -18,7 +18,9 @@ import logging
 import sys
 from pathlib import Path
 
+from slo import conventions as c
 from slo.spec import SpecError, load_spec
+from slo.stream.exits import EXIT_CONFIG, EXIT_OK
 from slo.stream.settings import Settings
 
 
@@ -40,6 +42,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="a retry is a duplicate within this many records of its partition")
     p.add_argument("--session-timeout", type=float, default=d["session_timeout_s"].default)
     p.add_argument("--worker-id", default=None, help="name in logs and client ids")
+    p.add_argument("--dead-letter", action="store_true",
+                   help=f"copy skipped records and bundles to the {c.TOPIC_DEAD_LETTER} topic")
     p.add_argument("--stage1-in-process", action="store_true",
                    help="run stage 1 in the Faust process instead of a child process")
     p.add_argument("--loglevel", default="warning")
@@ -52,7 +56,7 @@ def main(argv: list[str]) -> int:
         spec, _ = load_spec(args.spec)
     except (SpecError, OSError) as exc:
         print(f"streamslo worker: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_CONFIG
     if args.pane is not None:
         spec = dataclasses.replace(spec, pane_s=args.pane)
     extra = {"worker_id": args.worker_id} if args.worker_id else {}
@@ -61,7 +65,7 @@ def main(argv: list[str]) -> int:
         data_dir=args.data_dir, flush_interval_s=args.flush_interval,
         beacons_partitions=args.beacons_partitions, partials_partitions=args.partials_partitions,
         dedup_records=args.dedup_records, session_timeout_s=args.session_timeout,
-        stage1_process=not args.stage1_in_process, **extra,
+        stage1_process=not args.stage1_in_process, dead_letter=args.dead_letter, **extra,
     )
     # Imported late: Faust is heavy and only this subcommand needs it.
     import faust
@@ -77,5 +81,11 @@ def main(argv: list[str]) -> int:
         settings = dataclasses.replace(settings, partials_partitions=counts["slo-partials"])
     app = build_app(settings)
     worker = faust.Worker(app, loglevel=args.loglevel, quiet=True, redirect_stdouts=False)
-    worker.execute_from_commandline()
-    return 0
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else EXIT_CONFIG
+    else:
+        code = EXIT_OK
+    # A worker that stopped itself (stage 1 died) must not look like a clean stop.
+    return app.streamslo.exit_code or code  # type: ignore[attr-defined]

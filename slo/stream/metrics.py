@@ -55,7 +55,22 @@ class StreamCollector(Collector):
             c.METRIC_STREAM_PARTIALS.removesuffix("_total"),
             "Partials by stage and outcome.", labels=[c.LABEL_STAGE, c.LABEL_OUTCOME],
         )
+        skipped = CounterMetricFamily(
+            c.METRIC_STREAM_SKIPPED.removesuffix("_total"),
+            "Records (stage 1) and bundles (stage 2) skipped because they could not be "
+            "decoded or validated, by reason.", labels=[c.LABEL_STAGE, c.LABEL_REASON],
+        )
+        dropped = CounterMetricFamily(
+            c.METRIC_STREAM_DROPPED_EVENTS.removesuffix("_total"),
+            "Events dropped by stage 1 for an event time outside the collector's bounds.",
+            labels=[c.LABEL_REASON],
+        )
+        failed_cuts = CounterMetricFamily(
+            c.METRIC_STREAM_FAILED_CUTS.removesuffix("_total"),
+            "Stage-1 cuts whose commit or produce failed; their partitions were re-read.",
+        )
         if live:
+            # The embedded engine (streamslo/engine.py) has no stage-2 bundles to skip.
             stats = rt.stage1_stats()
             counters = stats.counters
             for partition, value in sorted(stats.lag.items()):
@@ -72,4 +87,10 @@ class StreamCollector(Collector):
             partials.add_metric(["2", "late"], stage2.late)
             partials.add_metric(["2", "rejected"], stage2.rejected)
             partials.add_metric(["2", "overlapping"], stage2.overlapping)
-        return [lag, dups, late, events, partials]
+            for stage, by_reason in (("1", counters.skipped_records), ("2", getattr(rt, "skipped_bundles", {}))):
+                for reason, n in sorted(by_reason.items()):
+                    skipped.add_metric([stage, reason], n)
+            for reason, n in sorted(counters.dropped_events.items()):
+                dropped.add_metric([reason], n)
+            failed_cuts.add_metric([], stats.failed_cuts)
+        return [lag, dups, late, events, partials, skipped, dropped, failed_cuts]

@@ -35,6 +35,8 @@ class Settings:
     session_timeout_s: float = 6.0
     # Stage 1 in a child process (default) or in the Faust process (tests, debugging).
     stage1_process: bool = True
+    # Copy every skipped record / bundle to conventions.TOPIC_DEAD_LETTER.
+    dead_letter: bool = False
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
     @property

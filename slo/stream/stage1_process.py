@@ -54,6 +54,10 @@ class Stage1Process:
     def alive(self) -> bool:
         return self._proc is not None and self._proc.is_alive()
 
+    def exitcode(self) -> int | None:
+        """The child's exit code (negative: killed by that signal); None while it runs."""
+        return None if self._proc is None else self._proc.exitcode
+
     def poll(self) -> Stage1Stats:
         """Drain pending reports; return the latest."""
         if self._conn is not None:
@@ -89,7 +93,8 @@ async def _child(settings: Settings, conn: Connection) -> None:
 
     async def report() -> None:
         while True:
-            stats = Stage1Stats(dataclasses.replace(runner.stage1.counters), runner.lag())
+            stats = Stage1Stats(dataclasses.replace(runner.stage1.counters), runner.lag(),
+                                runner.failed_cuts)
             try:
                 conn.send(stats)
             except (BrokenPipeError, OSError):

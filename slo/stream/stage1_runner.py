@@ -20,6 +20,16 @@ duplicate memory without counting, re-reads from ``lo + 1`` and cuts again at
 ``hi``: the same partials, which stage 2 skips by watermark. See
 ``docs/architecture.md``.
 
+Failures: a cut whose commit or produce fails (broker gone, membership lost
+after a session timeout, a rebalance) drops the unflushed state of its
+partitions and *resets* them: they are paused and, once the broker answers,
+re-read from the committed offset and metadata exactly as on assignment (the
+recorded cut reproduces what was lost). A partition that moved to another
+worker meanwhile is revoked by the rejoin instead. A record that is not an
+acceptable beacon (:func:`slo.beacon.decode_record`, any exception) is
+skipped, counted by reason and, with ``Settings.dead_letter``, copied to
+``conventions.TOPIC_DEAD_LETTER``.
+
 Tracing (``docs/telemetry.md``): with tracing on, each ``getmany`` batch that
 holds a sampled message (a ``traceparent`` from the collector's produce span)
 gets one ``process beacons`` span linked to those messages; its context goes
@@ -47,6 +57,7 @@ import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import IllegalStateError
 from aiokafka.structs import OffsetAndMetadata
 
 from slo import beacon as beacon_wire
@@ -62,14 +73,7 @@ SERVICE_NAME = "streamslo-worker"  # OpenTelemetry service.name unless OTEL_SERV
 log = logging.getLogger(__name__)
 
 
-class _BeaconKey(msgspec.Struct):
-    """Just the identity of a beacon: priming the dedup memory skips the events."""
-
-    session_id: str
-    seq: int
-
-
-_key_decoder = msgspec.json.Decoder(_BeaconKey)
+RETRY_S = 1.0  # pause between attempts to reset a partition while the broker is away
 
 
 @dataclass
@@ -92,6 +96,10 @@ class Stage1Runner(ConsumerRebalanceListener):  # type: ignore[misc]
         # Per source: the sampled batch spans since its last cut.
         self.links: dict[str, LinkSet] = {}
         self.parts: dict[TopicPartition, _Partition] = {}
+        # Assigned partitions waiting for a reset (paused): their cut failed, or
+        # reading their committed offset did.
+        self.resets: set[TopicPartition] = set()
+        self.failed_cuts = 0
         self.malformed = 0
         self.cuts = 0
         self.primed = 0
@@ -150,6 +158,8 @@ class Stage1Runner(ConsumerRebalanceListener):  # type: ignore[misc]
         assert self._consumer is not None
         next_flush = time.monotonic() + self.settings.flush_interval_s
         while not self._stopping.is_set():
+            if self.resets:
+                await self._retry_resets()
             batches = await self._consumer.getmany(timeout_ms=100, max_records=20_000)
             for tp, records in batches.items():
                 await self._process(tp, records)
@@ -179,32 +189,49 @@ class Stage1Runner(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def _process_records(self, tp: TopicPartition, part: _Partition, records: list[Any]) -> None:
         stage1, source = self.stage1, part.source
-        decode = beacon_wire.decode
+        decode = beacon_wire.decode_record
         for rec in records:
             offset = rec.offset
             if offset < part.start:
                 self._prime(source, offset, rec.value)
                 continue
             try:
-                beacon = decode(rec.value)
-            except (msgspec.DecodeError, TypeError):
-                self.malformed += 1
-                stage1.skip(source, offset)
-            else:
-                stage1.add(beacon, source, offset)
+                stage1.add(decode(rec.value), source, offset)
+            except Exception as exc:  # any poison record: skip, never stop
+                await self._reject(tp, rec, exc)
             part.position = offset + 1
             if part.cut is not None and offset >= part.cut:
                 if offset > part.cut:
                     log.warning("%s: recorded cut %d not found, cut at %d", source, part.cut, offset)
                 await self.flush([tp])
                 part.cut = None
+                if tp not in self.parts:
+                    return  # the cut failed and reset the partition: the rest is re-read
+
+    async def _reject(self, tp: TopicPartition, rec: Any, exc: Exception) -> None:
+        """Skip a record that is not an acceptable beacon: count it, maybe dead-letter it."""
+        reason = exc.reason if isinstance(exc, beacon_wire.Rejected) else c.REASON_INVALID
+        self.malformed += 1
+        self.stage1.skip(f"{c.TOPIC_BEACONS}/{tp.partition}", rec.offset, reason)
+        if self.malformed <= 10 or self.malformed % 1000 == 0:  # bounded log volume
+            log.warning("stage1: skipped beacons/%d@%d (%d so far): %s",
+                        tp.partition, rec.offset, self.malformed, str(exc)[:200])
+        if self.settings.dead_letter and self._producer is not None:
+            headers = [("reason", reason.encode()), ("source", f"{tp.topic}/{tp.partition}@{rec.offset}".encode())]
+            try:  # fire and forget: a lost copy must not stop stage 1
+                await self._producer.send(c.TOPIC_DEAD_LETTER, rec.value, key=rec.key, headers=headers)
+            except Exception as err:
+                log.warning("stage1: dead-letter copy of beacons/%d@%d failed: %r",
+                            tp.partition, rec.offset, err)
 
     def _prime(self, source: str, offset: int, value: bytes | None) -> None:
+        # The read path's acceptance rule exactly: a record it skipped must not
+        # enter the dedup memory here, or a replay would judge later beacons differently.
         try:
-            key = _key_decoder.decode(value or b"")
-        except (msgspec.DecodeError, TypeError):
+            beacon = beacon_wire.decode_record(value)
+        except Exception:
             return
-        self.stage1.prime(key.session_id, key.seq, source, offset)
+        self.stage1.prime(beacon.session_id, beacon.seq, source, offset)
         self.primed += 1
 
     # -- output ----------------------------------------------------------------------
@@ -227,6 +254,20 @@ class Stage1Runner(ConsumerRebalanceListener):  # type: ignore[misc]
             cuts[tp] = pending
         if not cuts:
             return
+        try:
+            await self._cut(cuts)
+        except Exception as exc:  # any Kafka failure: replay from the log instead
+            self.failed_cuts += 1
+            log.warning("stage1: cut of partitions %s failed (%s: %s); resetting them to their "
+                        "committed offset", sorted(tp.partition for tp in cuts),
+                        type(exc).__name__, exc)
+            self._reset(list(cuts))
+            return
+        self.cuts += len(cuts)
+
+    async def _cut(self, cuts: dict[TopicPartition, tuple[int, int]]) -> None:
+        """Steps 1-3 of the module docstring for ``cuts`` ({tp: (lo, hi)})."""
+        assert self._consumer is not None and self._producer is not None
         await self._consumer.commit(
             {tp: OffsetAndMetadata(lo + 1, f"cut={hi}") for tp, (lo, hi) in cuts.items()}
         )
@@ -252,7 +293,39 @@ class Stage1Runner(ConsumerRebalanceListener):  # type: ignore[misc]
         if futures:
             await asyncio.gather(*futures)
         await self._consumer.commit({tp: OffsetAndMetadata(hi + 1, "") for tp, (_, hi) in cuts.items()})
-        self.cuts += len(cuts)
+
+    # -- partition resets ----------------------------------------------------------
+
+    def _reset(self, tps: list[TopicPartition]) -> None:
+        """Forget the in-memory state of ``tps`` and pause them until :meth:`_assign` succeeds.
+
+        After a failed commit the partition may already belong to another worker:
+        only the committed offset and cut metadata are trustworthy, and re-reading
+        from them reproduces whatever was dropped here (stage 2 skips replays).
+        """
+        assert self._consumer is not None
+        for tp in tps:
+            part = self.parts.pop(tp, None)
+            if part is not None:
+                self.stage1.drop(part.source)
+                self.links.pop(part.source, None)
+            self.resets.add(tp)
+        with contextlib.suppress(IllegalStateError):  # no longer assigned: the rejoin revokes it
+            self._consumer.pause(*tps)
+
+    async def _retry_resets(self) -> None:
+        assert self._consumer is not None
+        owned = self._consumer.assignment()
+        self.resets &= owned  # revoked meanwhile: the listener already dropped them
+        if not self.resets:
+            return
+        try:
+            async with self._lock:
+                await self._assign(sorted(self.resets))
+        except Exception as exc:  # broker still away: try again later
+            log.warning("stage1: reset of partitions %s failed (%s: %s); retrying in %.0f s",
+                        sorted(tp.partition for tp in self.resets), type(exc).__name__, exc, RETRY_S)
+            await asyncio.sleep(RETRY_S)
 
     # -- rebalance (ConsumerRebalanceListener) ---------------------------------------------
 
@@ -264,12 +337,29 @@ class Stage1Runner(ConsumerRebalanceListener):  # type: ignore[misc]
                 if part is not None:
                     self.stage1.drop(part.source)
                     self.links.pop(part.source, None)
+                self.resets.discard(tp)
         log.info("stage1: revoked %s", sorted(tp.partition for tp in revoked))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        assert self._consumer is not None and self._admin is not None
         if not assigned:
             return
+        async with self._lock:
+            self.resets.update(assigned)  # until _assign has read their committed offsets
+            self._pause(assigned)
+            try:
+                await self._assign(list(assigned))
+            except Exception as exc:  # the loop retries; never fail a rebalance
+                log.warning("stage1: could not read committed offsets of %s (%s: %s); will retry",
+                            sorted(tp.partition for tp in assigned), type(exc).__name__, exc)
+
+    def _pause(self, tps: list[TopicPartition]) -> None:
+        assert self._consumer is not None
+        with contextlib.suppress(IllegalStateError):
+            self._consumer.pause(*tps)
+
+    async def _assign(self, assigned: list[TopicPartition]) -> None:
+        """Start counting ``assigned`` at their committed offset; re-cut at a recorded cut."""
+        assert self._consumer is not None and self._admin is not None
         committed = await self._admin.list_consumer_group_offsets(
             STAGE1_GROUP, partitions=list(assigned)
         )
@@ -285,6 +375,9 @@ class Stage1Runner(ConsumerRebalanceListener):  # type: ignore[misc]
             self.stage1.begin(source, start - 1)
             self.parts[tp] = _Partition(source, start, cut, start)
             self._consumer.seek(tp, max(beginnings[tp], start - self.stage1.dedup_records))
+            self.resets.discard(tp)
+        with contextlib.suppress(IllegalStateError):
+            self._consumer.resume(*assigned)
         log.info(
             "stage1: assigned %s",
             {tp.partition: (p.start, p.cut) for tp, p in self.parts.items() if tp in assigned},
