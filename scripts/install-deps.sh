@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything the tests need that is not a Python package:
 #   Prometheus 2.42 + promtool, Alertmanager 0.25 + amtool (Debian packages),
-#   Chromium (headless status-page test), and the Apache Kafka broker jars
+#   Chromium (headless status-page and SDK tests), ffmpeg and Node/npm (the player
+#   SDK, sdk/web, and its browser test), and the Apache Kafka broker jars
 #   (Maven Central, cached under ~/.cache/streamslo).
 # Idempotent: skips what is already present.
 set -euo pipefail
@@ -11,6 +12,8 @@ need=()
 command -v promtool >/dev/null || need+=(prometheus)
 command -v amtool >/dev/null || need+=(prometheus-alertmanager)
 command -v chromium >/dev/null || need+=(chromium)
+command -v ffmpeg >/dev/null || need+=(ffmpeg)  # the SDK browser test makes its video
+command -v npm >/dev/null || need+=(nodejs npm)  # the player SDK (sdk/web); needs Node >= 20.19
 command -v docker-compose >/dev/null || need+=(docker-compose)  # validates docker-compose.yml, no engine needed
 command -v java >/dev/null || need+=(default-jre-headless)
 command -v mvn >/dev/null || need+=(maven)

@@ -224,6 +224,8 @@ export class Transport {
     this.env.clearTimeout(this.retryTimer);
     this.retryTimer = this.env.setTimeout(() => {
       this.retryTimer = null;
+      // Timers may fire a hair before performance.now() reaches retryAt: the timer is the authority.
+      this.retryAt = 0;
       void this.pump();
     }, delayMs);
   }

@@ -121,6 +121,16 @@ describe("backoff", () => {
     expect(sent).toHaveLength(2);
   });
 
+  it("retries even when the timer fires a hair before performance.now() reaches the retry time", async () => {
+    const { slo, sent, env } = setup([{ status: 503, retryAfter: "1" }]);
+    const t0 = Date.now();
+    env.now = () => (Date.now() - t0) * 0.999; // the monotonic clock runs a little behind the timers
+    slo.error("E1");
+    await slo.flush();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(sent.map((s) => s.beacon.seq)).toEqual([0, 0]);
+  });
+
   it("a flush during the backoff does not send early", async () => {
     const { slo, sent } = setup([{ status: 503, retryAfter: "5" }]);
     slo.error("E1");
