@@ -6,7 +6,9 @@ seam; the real browser is ``tests/test_sdk_browser.py``.
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 
 import pytest
 
@@ -29,6 +31,18 @@ def test_build_emits_esm_declarations_the_react_entry_and_the_iife() -> None:
     iife = (SDK / "dist" / "streamslo.iife.min.js").read_text()
     assert "StreamSLO" in iife and "import " not in iife  # a classic script, no module syntax
     assert 'from "react"' in (SDK / "dist" / "react.js").read_text()  # a peer, not bundled
+
+
+def test_the_exports_map_resolves_the_core_and_the_react_entry() -> None:
+    built()
+    script = ("import { createReporter, VERSION } from '@streamslo/web';"
+              "import { StreamSLOProvider, useVideoSLO, useInteraction } from '@streamslo/web/react';"
+              "console.log([typeof createReporter, VERSION, typeof StreamSLOProvider,"
+              " typeof useVideoSLO, typeof useInteraction].join(' '));")
+    proc = subprocess.run(["node", "--input-type=module", "-e", script], cwd=SDK,
+                          capture_output=True, text=True, timeout=60)
+    version = json.loads((SDK / "package.json").read_text())["version"]
+    assert proc.stdout.split() == ["function", version, "function", "function", "function"], proc.stderr
 
 
 def test_iife_core_stays_within_5_kb_min_gzip() -> None:
