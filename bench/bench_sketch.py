@@ -1,15 +1,21 @@
 """Benchmark slo.sketch.LogSketch against the ddsketch package and Prometheus-style histograms.
 
-Run: ``python bench/bench_sketch.py`` (bounded: about 20-40 s on 2 shared cores).
+Run: ``python bench/bench_sketch.py [--baseline REV]`` (bounded: about 5-20 s on 2
+shared cores).
 
-Prints four tables and ends with one ``RESULT key=value ...`` line:
+Prints these tables and ends with one ``RESULT key=value ...`` line:
 
 1. batch insert values/s at batch sizes 64 / 1024 / 65536 vs the ``ddsketch``
    package's per-value ``add`` loop (ratio measured in the same run);
 2. merges/s for typical latency pane sketches vs ``ddsketch``'s ``merge``;
 3. serialized size (ours vs ddsketch's protobuf) for 1e3 and 1e5 values;
-4. relative error of p50..p99.9 vs exact for this sketch and for Prometheus
-   ``histogram_quantile`` on the default Prometheus buckets and on the spec's buckets.
+4. relative error of p50..p99.9 vs numpy's default percentile for this sketch and for
+   Prometheus ``histogram_quantile`` on the default Prometheus buckets and on the spec's
+   buckets, and of the sketch's ``"lower"`` estimate vs the order statistic;
+5. worst relative error on sparse tails (few events, heavy tails) over many seeds;
+6. windows memory: one stage-2 series (region x SLI x kind) with every pane full;
+7. with ``--baseline REV``: stage 1's ``add`` + ``flush`` and stage 2's quantile
+   export with this sketch and with ``slo/sketch.py`` of git revision REV, paired.
 
 Timings are process CPU time, taken round-robin over 15 rounds; rates are the best
 round, ratios the median of per-round ratios to the baseline. Only ratios are meant
@@ -18,14 +24,20 @@ to be compared across runs on a shared machine.
 
 from __future__ import annotations
 
+import argparse
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ddsketch import DDSketch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.bench_sketch_pipeline import bench_paired, bench_sparse, bench_windows_memory
 from slo.sketch import LogSketch
 from slo.spec import load_spec
 
@@ -275,22 +287,25 @@ def bench_error() -> dict[str, float]:
     spec, _ = load_spec()
     methods: list[tuple[str, Sequence[float] | None]] = [
         ("LogSketch a=1%", None),
+        ("LogSketch lower", None),
         ("prom default buckets", PROM_DEFAULT_BUCKETS),
         ("spec buckets", spec.histogram_buckets_s),
     ]
     worst = {name: 0.0 for name, _ in methods}
-    print("\n## 4. Relative error vs exact (1e5 values; exact = sorted value at floor(q*(n-1)))")
+    print("\n## 4. Relative error vs exact (1e5 values; exact = numpy's default percentile,")
+    print("##    and the order statistic at floor(q*(n-1)) for 'LogSketch lower')")
     print(f"spec buckets: {', '.join(f'{e:g}' for e in spec.histogram_buckets_s)}")
     header = "".join(f"{'p' + format(q * 100, 'g'):>9}" for q in QS)
     print(f"{'data':<15}{'method':<22}{header}")
     for kind in ("lognormal", "bimodal", "outlier-heavy"):
         v = latencies(kind, 100_000, np.random.default_rng(11))
-        exact = [float(np.percentile(v, q * 100, method="lower")) for q in QS]
+        s = LogSketch(ALPHA)
+        s.add_batch(v)
         for name, edges in methods:
+            lower = name == "LogSketch lower"
+            exact = [float(np.quantile(v, q, method="lower" if lower else "linear")) for q in QS]
             if edges is None:
-                s = LogSketch(ALPHA)
-                s.add_batch(v)
-                est = [float(x) for x in s.quantiles(QS) if x is not None]
+                est = [float(x) for x in s.quantiles(QS, "lower" if lower else "linear") if x is not None]
             else:
                 est = [histogram_quantile(q, edges, v) for q in QS]
             errs = [abs(e - x) / x for e, x in zip(est, exact, strict=True)]
@@ -300,12 +315,18 @@ def bench_error() -> dict[str, float]:
     return worst
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--baseline", metavar="REV", help="also pair stage 1/2 against slo/sketch.py at REV")
+    args = ap.parse_args(argv)
     t0 = time.perf_counter()
     insert = bench_insert()
     merges, merge_ratio = bench_merge()
     sizes = bench_size()
     worst = bench_error()
+    sparse = bench_sparse()
+    memory = bench_windows_memory()
+    paired = bench_paired(args.baseline) if args.baseline else {}
     print(f"\nelapsed {time.perf_counter() - t0:.1f} s")
     print(
         "RESULT "
@@ -313,9 +334,11 @@ def main() -> int:
         f"insert_ratio_b65536={insert[65536]:.1f} "
         f"merges_per_s={merges:.0f} merge_ratio_vs_ddsketch={merge_ratio:.1f} "
         f"bytes_1e3={sizes['lognormal_1000']} bytes_1e5={sizes['lognormal_100000']} "
-        f"max_err_sketch_pct={worst['LogSketch a=1%'] * 100:.2f} "
+        f"max_err_sketch_pct={worst['LogSketch a=1%'] * 100:.3f} "
+        f"max_err_sketch_lower_pct={worst['LogSketch lower'] * 100:.3f} "
         f"max_err_prom_default_pct={worst['prom default buckets'] * 100:.1f} "
-        f"max_err_spec_buckets_pct={worst['spec buckets'] * 100:.1f}"
+        f"max_err_spec_buckets_pct={worst['spec buckets'] * 100:.1f} "
+        + " ".join(f"{k}={v:.3f}" for k, v in {**sparse, **memory, **paired}.items())
     )
     return 0
 

@@ -5,11 +5,16 @@ stage 1 fills one sketch per pane with :meth:`LogSketch.add_batch`, ships it as
 :meth:`LogSketch.to_bytes`, stage 2 merges partials and rolling windows add the
 newest pane and :meth:`LogSketch.subtract` the expired one.
 
-Semantics are those of the ``ddsketch`` package's ``DDSketch(relative_accuracy)``
+Buckets are those of the ``ddsketch`` package's ``DDSketch(relative_accuracy)``
 (``LogarithmicMapping`` with offset 0, ``DenseStore``): the same value lands in
-the same key and quantiles are identical. Differences are deliberate and explicit:
-NaN, negatives and infinities are rejected and counted (``rejected``), values
-above the largest indexable value are clamped to it and counted (``clamped``).
+the same key. Differences are deliberate and explicit: NaN, negatives and
+infinities are rejected and counted (``rejected``), values above the largest
+indexable value are clamped to it and counted (``clamped``), and quantiles follow
+numpy's default definition (``numpy.quantile(x, q)``, linear between the two
+order statistics around rank ``q (n - 1)``), within α of it for any data;
+``method="lower"`` gives ddsketch's value (the order statistic at ``floor(q (n - 1))``).
+The two definitions differ by far more than α where neighbouring values are far
+apart (a p99 over 20 events): no single estimate can be within α of both there.
 
 Memory: counts are ``int64`` bins over the occupied key range only, allocated in
 chunk-aligned runs of ``CHUNK`` keys so that sketches of similar data share the
@@ -34,14 +39,20 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["CHUNK", "LogSketch"]
+__all__ = ["CHUNK", "QUANTILE_METHODS", "RELATIVE_ACCURACY", "LogSketch", "QuantileMethod"]
 
 CHUNK = 32
 """Bin arrays start and end on multiples of this many keys (merge fast path)."""
+RELATIVE_ACCURACY = 0.01
+"""α of every latency sketch in the pipeline (sketches of different α do not merge)."""
+QuantileMethod = Literal["linear", "lower"]
+QUANTILE_METHODS: tuple[QuantileMethod, ...] = ("linear", "lower")
+"""numpy's default definition, and the order statistic at ``floor(q (n - 1))`` (ddsketch's)."""
 
 _LN2 = math.log(2)
 _EMPTY = np.zeros(0, dtype=np.int64)
@@ -108,7 +119,7 @@ class LogSketch:
 
     __slots__ = ("_bins", "_m", "_offset", "_pos_count", "clamped", "rejected", "zero_count")
 
-    def __init__(self, relative_accuracy: float = 0.01) -> None:
+    def __init__(self, relative_accuracy: float = RELATIVE_ACCURACY) -> None:
         self._m = _mapping(float(relative_accuracy))
         self._bins: npt.NDArray[np.int64] = _EMPTY
         self._offset = 0  # key of _bins[0]
@@ -303,31 +314,57 @@ class LogSketch:
 
     # -- queries ----------------------------------------------------------------
 
-    def quantile(self, q: float) -> float | None:
+    def quantile(self, q: float, method: QuantileMethod = "linear") -> float | None:
         """The value at quantile ``q`` (0..1), within α relative; None when empty."""
-        return self.quantiles([q])[0]
+        return self.quantiles([q], method)[0]
 
-    def quantiles(self, qs: Sequence[float]) -> list[float | None]:
-        """Several quantiles with one cumulative pass; ValueError if any q is outside [0, 1]."""
+    def quantiles(self, qs: Sequence[float], method: QuantileMethod = "linear") -> list[float | None]:
+        """Several quantiles with one cumulative pass; ValueError if any q is outside [0, 1].
+
+        Use the default ``"linear"`` for what users read (numpy's default
+        percentile); ``"lower"`` for ddsketch's order statistic. Both are within
+        α of their exact definition for any data: "linear" interpolates between
+        the two order statistics around rank ``h = q (n - 1)``, each estimated
+        within α by its bucket's value, and a weighted mean of two values each
+        within α of its target is within α of the same mean of the targets.
+
+        Example::
+
+            s = LogSketch()
+            s.add_batch([0.1, 0.2])
+            s.quantiles([0.5], "lower"), s.quantiles([0.5])   # [≈0.1], [≈0.15]
+        """
+        if method not in QUANTILE_METHODS:
+            raise ValueError(f"quantile method must be one of {QUANTILE_METHODS}, got {method!r}")
         for q in qs:
             if not 0.0 <= q <= 1.0:
                 raise ValueError(f"quantile must be in [0, 1], got {q!r}")
         count = self.count
         if count == 0:
             return [None] * len(qs)
-        cum: npt.NDArray[np.int64] | None = None
+        hs = [q * (count - 1) for q in qs]  # numpy's virtual index for "linear" (and "lower")
+        los = [math.floor(h) for h in hs]
+        # Ranks below and above each index, looked up in one vectorized pass.
+        values = self._values_at(los + [lo + 1 for lo in los])
+        n = len(qs)
         out: list[float | None] = []
-        for q in qs:
-            # ddsketch's rank rule: lowest key whose cumulative count exceeds q*(n-1)
-            rank = q * (count - 1)
-            if rank < self.zero_count:
-                out.append(0.0)
-                continue
-            if cum is None:
-                cum = np.cumsum(self._bins)
-            idx = int(np.searchsorted(cum, rank - self.zero_count, side="right"))
-            out.append(self._m.value(self._offset + min(idx, len(cum) - 1)))
+        for i, (h, lo) in enumerate(zip(hs, los, strict=True)):
+            value = values[i]
+            if h > lo and method == "linear":
+                value += (h - lo) * (values[n + i] - value)
+            out.append(value)
         return out
+
+    def _values_at(self, ranks: list[int]) -> list[float]:
+        """Estimates of the order statistics at 0-based ``ranks`` (ddsketch's rank rule)."""
+        pos = np.asarray(ranks, dtype=np.int64) - self.zero_count
+        if not self._pos_count:
+            return [0.0] * len(ranks)
+        cum = np.cumsum(self._bins)
+        # the lowest key whose cumulative count exceeds the rank among the positive values
+        idx = np.minimum(np.searchsorted(cum, pos, side="right"), len(cum) - 1)
+        value, offset = self._m.value, self._offset
+        return [0.0 if r < 0 else value(offset + i) for r, i in zip(pos.tolist(), idx.tolist(), strict=True)]
 
     # -- copy / equality / serialization ----------------------------------------
 

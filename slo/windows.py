@@ -45,7 +45,7 @@ from slo import conventions as c
 from slo import limits
 from slo.model import Spec
 from slo.partial import Partial
-from slo.sketch import LogSketch
+from slo.sketch import RELATIVE_ACCURACY, LogSketch
 
 __all__ = ["Series", "SeriesState", "Window", "WindowState", "pane_width"]
 
@@ -53,7 +53,6 @@ __all__ = ["Series", "SeriesState", "Window", "WindowState", "pane_width"]
 # cumulative ``<= edge`` count per histogram bucket edge.
 COUNT, ATTEMPTS, ERRORS, FIRST_EDGE = 0, 1, 2, 3
 TARGET_PANES = 60
-RELATIVE_ACCURACY = 0.01
 # Guards floor(t / width) against float noise (pane starts are multiples of the pane).
 _EPS = 1e-9
 

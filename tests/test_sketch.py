@@ -14,7 +14,8 @@ from ddsketch import DDSketch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slo.sketch import CHUNK, LogSketch
+from slo import stage1
+from slo.sketch import CHUNK, QUANTILE_METHODS, RELATIVE_ACCURACY, LogSketch, QuantileMethod
 
 ALPHA = 0.01
 QS = [0.5, 0.9, 0.95, 0.99, 0.999]
@@ -57,17 +58,19 @@ def data(request: pytest.FixtureRequest) -> np.ndarray:
     return DATASETS[request.param](np.random.default_rng(20260401))
 
 
-def _exact(values: np.ndarray, q: float) -> float:
-    # ddsketch's rank is q*(n-1) and it returns the lowest bucket whose cumulative
-    # count exceeds that rank, i.e. the sorted value at floor(q*(n-1)): method "lower".
-    return float(np.percentile(values, q * 100, method="lower"))
+def _exact(values: np.ndarray, q: float, method: QuantileMethod = "linear") -> float:
+    # "linear" is numpy's default; "lower" is the sorted value at floor(q*(n-1)),
+    # ddsketch's rank rule (the lowest bucket whose cumulative count exceeds q*(n-1)).
+    return float(np.quantile(values, q, method=method))
 
 
-def _assert_accurate(sketch: LogSketch, values: np.ndarray) -> None:
-    for q, got in zip(QS, sketch.quantiles(QS), strict=True):
-        want = _exact(values, q)
-        assert got is not None
-        assert abs(got - want) <= ALPHA * want * (1 + 1e-12), (q, got, want)
+def _assert_accurate(sketch: LogSketch, values: np.ndarray, qs: list[float] = QS,
+                     alpha: float = ALPHA) -> None:
+    for method in QUANTILE_METHODS:
+        for q, got in zip(qs, sketch.quantiles(qs, method), strict=True):
+            want = _exact(values, q, method)
+            assert got is not None
+            assert abs(got - want) <= alpha * want * (1 + 1e-12), (method, q, got, want)
 
 
 def test_quantiles_are_within_alpha_of_exact_ranks(data: np.ndarray) -> None:
@@ -90,17 +93,107 @@ def test_accuracy_holds_after_bytes_roundtrip_and_merging_64_partials(data: np.n
     _assert_accurate(merged, data)
 
 
+def _ddsketch_linear(ref: DDSketch, q: float) -> float:
+    """numpy's default definition computed from ddsketch's values at the two ranks around q(n-1)."""
+    n = int(ref.count)
+    h = q * (n - 1)
+    lo = math.floor(h)
+    low = ref.get_quantile_value(q)
+    # q slightly above rank lo + 1 (float noise at exactly (lo+1)/(n-1) could land on lo)
+    high = ref.get_quantile_value(min(1.0, (lo + 1.5) / (n - 1))) if n > 1 else low
+    assert low is not None and high is not None
+    return float(low + (h - lo) * (high - low))
+
+
+def _assert_matches_ddsketch(ours: LogSketch, ref: DDSketch, qs: list[float]) -> None:
+    """Same buckets: "lower" is ddsketch's value, "linear" interpolates ddsketch's rank values."""
+    for q in qs:
+        lower, linear = ours.quantile(q, "lower"), ours.quantile(q)
+        assert lower == pytest.approx(ref.get_quantile_value(q), rel=1e-9), q
+        assert linear == pytest.approx(_ddsketch_linear(ref, q), rel=1e-9), q
+
+
 def test_quantiles_equal_the_ddsketch_package(data: np.ndarray) -> None:
     ours = LogSketch(ALPHA)
     ours.add_batch(data)
     ref = DDSketch(ALPHA)
     for x in data.tolist():
         ref.add(x)
-    qs = [0.0, 0.001, 0.25, *QS, 0.9999, 1.0]
-    for q, got in zip(qs, ours.quantiles(qs), strict=True):
-        want = ref.get_quantile_value(q)
-        assert got is not None
-        assert got == pytest.approx(want, rel=1e-9), q
+    _assert_matches_ddsketch(ours, ref, [0.0, 0.001, 0.25, *QS, 0.9999, 1.0])
+
+
+def _gamma(alpha: float) -> float:
+    return 1 + 2 * alpha / (1 - alpha)
+
+
+def _sparse(kind: str, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if kind == "heavy lognormal":
+        return rng.lognormal(math.log(0.1), 1.5, 20)
+    if kind == "pareto":
+        return 0.05 * (1 + rng.pareto(1.2, 1_000))
+    if kind == "stalls":
+        return np.concatenate([rng.lognormal(math.log(0.12), 0.5, 95), rng.uniform(3.0, 600.0, 5)])
+    if kind == "dense":
+        return rng.lognormal(math.log(0.1), 1.0, 300_000)
+    raise ValueError(kind)
+
+
+SPARSE_QS = [0.0, 0.01, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("alpha", "values"),
+    [
+        pytest.param(0.01, _sparse("heavy lognormal", 1), id="a p99 over 20 heavy-tailed lognormal events"),
+        pytest.param(0.01, _sparse("heavy lognormal", 2), id="another seed of 20 heavy-tailed events"),
+        pytest.param(0.01, _sparse("pareto", 3), id="a p99.9 over 1000 pareto events with tail index 1.2"),
+        pytest.param(0.01, _sparse("stalls", 4), id="100 events whose top 5 are stalls of seconds to minutes"),
+        pytest.param(0.01, _sparse("dense", 5), id="300k lognormal events with sigma 1"),
+        pytest.param(0.01, [0.001, 0.01, 0.1, 1.0, 10.0], id="five events four decades apart"),
+        pytest.param(0.01, [0.1, 5.0], id="two events"),
+        pytest.param(0.01, [0.25], id="a single event"),
+        pytest.param(0.01, [0.0] * 5 + [0.3, 7.0], id="zeros below a sparse tail"),
+        pytest.param(0.01, [_gamma(0.01) ** k for k in range(-400, -60, 17)],
+                     id="values on bucket upper edges, where a bucket's value is alpha off"),
+        pytest.param(0.01, [math.nextafter(_gamma(0.01) ** k, math.inf) for k in range(-400, -60, 17)],
+                     id="values just above bucket lower edges, alpha off the other way"),
+        pytest.param(0.01, [_gamma(0.01) ** -200, math.nextafter(_gamma(0.01) ** -201, math.inf)] * 3,
+                     id="both ends of one bucket, interpolated inside it"),
+        pytest.param(0.005, _sparse("heavy lognormal", 6), id="20 heavy-tailed events at alpha 0.5 %"),
+        pytest.param(0.02, _sparse("pareto", 7), id="1000 pareto events at alpha 2 %"),
+    ],
+)
+def test_sparse_tails_are_within_alpha_of_numpy_default_and_of_the_order_statistic(
+    alpha: float, values: list[float] | np.ndarray
+) -> None:
+    """Within α of ``numpy.quantile`` (default) and, with ``"lower"``, of the order statistic.
+
+    The default estimate also stays within α of the two order statistics around
+    the rank (it is a weighted mean of them), and a merge of partials gives the
+    same quantiles as the whole.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    s = LogSketch(alpha)
+    s.add_batch(x)
+    _assert_accurate(s, x, SPARSE_QS, alpha)
+    slack = alpha * (1 + 1e-12)
+    for q, got in zip(SPARSE_QS, s.quantiles(SPARSE_QS), strict=True):
+        lo, hi = (float(np.quantile(x, q, method=m)) for m in ("lower", "higher"))
+        assert got is not None and lo * (1 - slack) <= got <= hi * (1 + slack), (q, got, lo, hi)
+    merged = LogSketch(alpha)
+    for part in np.array_split(np.random.default_rng(0).permutation(x), 7):
+        p = LogSketch(alpha)
+        p.add_batch(part)
+        merged.merge(LogSketch.from_bytes(p.to_bytes()))
+    assert merged == s and merged.quantiles(SPARSE_QS) == s.quantiles(SPARSE_QS)
+
+
+def test_every_sketch_of_the_pipeline_uses_the_one_relative_accuracy() -> None:
+    # Sketches of different accuracy cannot merge: stage 1's must be stage 2's
+    # (slo.windows imports the sketch's constant).
+    assert stage1.RELATIVE_ACCURACY == RELATIVE_ACCURACY
+    assert LogSketch().relative_accuracy == RELATIVE_ACCURACY
 
 
 @pytest.mark.parametrize(
@@ -122,8 +215,7 @@ def test_small_inputs_match_ddsketch_per_quantile(alpha: float, values: list[flo
     ref = DDSketch(alpha)
     for x in values:
         ref.add(x)
-    for q in np.linspace(0, 1, 21):
-        assert ours.quantile(float(q)) == pytest.approx(ref.get_quantile_value(q), rel=1e-9)
+    _assert_matches_ddsketch(ours, ref, [float(q) for q in np.linspace(0, 1, 21)])
 
 
 @pytest.mark.parametrize(
@@ -168,12 +260,17 @@ def test_clamped_values_read_back_as_the_largest_indexable_value() -> None:
     assert top == pytest.approx(MAX_INDEXABLE, rel=0.011)
 
 
-def test_zeros_are_returned_as_zero_below_their_rank() -> None:
+def test_zeros_are_exact_and_interpolated_like_numpy() -> None:
+    values = [0.0] * 30 + [0.2] * 70
     s = LogSketch()
-    s.add_batch([0.0] * 30 + [0.2] * 70)
-    # rank = q * (n - 1): 0.3 * 99 = 29.7 is still a zero, 0.31 * 99 = 30.69 is not
-    zero, last_zero, first_value, top = s.quantiles([0.0, 0.3, 0.31, 1.0])
-    assert zero == 0.0 and last_zero == 0.0
+    s.add_batch(values)
+    # rank = q * (n - 1): 0.3 * 99 = 29.7 lies 70 % of the way from the last zero to 0.2
+    zero, between, first_value, top = s.quantiles([0.0, 0.3, 0.31, 1.0], "lower")
+    assert zero == between == 0.0
+    assert first_value == top == pytest.approx(0.2, rel=0.01)
+    zero, between, first_value, top = s.quantiles([0.0, 0.3, 0.31, 1.0])
+    assert zero == 0.0
+    assert between == pytest.approx(float(np.quantile(values, 0.3)), rel=0.01)  # 0.14
     assert first_value == top == pytest.approx(0.2, rel=0.01)
 
 
@@ -189,6 +286,12 @@ def test_quantile_outside_unit_interval_raises(q: float) -> None:
         s.quantile(q)
     with pytest.raises(ValueError, match="quantile"):
         LogSketch().quantiles([0.5, q])
+
+
+def test_an_unknown_quantile_method_raises() -> None:
+    s = _filled([0.1])
+    with pytest.raises(ValueError, match="quantile method"):
+        s.quantiles([0.5], "nearest")  # type: ignore[arg-type]  # what an untyped caller could pass
 
 
 def test_empty_sketch_returns_none() -> None:
