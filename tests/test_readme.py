@@ -23,7 +23,7 @@ from streamslo.cli import COMMANDS
 from tests.conftest import ROOT
 from tests.test_embedded import README, embedded_server, readme_commands
 
-DOCS = [README, ROOT / "docs" / "configuration.md", ROOT / "docs" / "deployment.md"]
+DOCS = [README, ROOT / "docs" / "configuration.md", ROOT / "docs" / "deployment.md", ROOT / "docs" / "sdk.md"]
 FIRST_SCREEN_LINES = 50
 
 
@@ -112,3 +112,20 @@ def readme_commands_joined() -> list[str]:
         out.append(pending)
         pending = ""
     return out
+
+
+SDK_SRC = ROOT / "sdk" / "web" / "src"
+
+
+def test_the_readme_player_example_uses_the_sdks_real_api() -> None:
+    section = README.read_text().split("## Instrument a player", 1)[1].split("\n## ", 1)[0]
+    exported = (SDK_SRC / "reporter.ts").read_text() + (SDK_SRC / "react.ts").read_text()
+    used = set(re.findall(r"\b(createReporter|StreamSLOProvider|use[A-Z]\w+)\b", section)) - {"useRef"}
+    used |= set(re.findall(r"\bslo\.(\w+)\(", section))
+    assert {"createReporter", "StreamSLOProvider", "useVideoSLO", "useInteraction", "watchVideo", "measure"} <= used
+    missing = [n for n in used if not re.search(rf"(function {n}\b|^\s+{n}\(|^\s+{n}<)", exported, flags=re.M)]
+    assert not missing, f"README's player example uses names the SDK does not have: {missing}"
+    call = section.split("createReporter(", 1)[1].split("})", 1)[0]
+    options = set(re.findall(r"(\w+):", re.sub(r'"[^"]*"', '""', call)))
+    declared = set(re.findall(r"^\s+(\w+)\??:", (SDK_SRC / "types.ts").read_text(), flags=re.M))
+    assert options and options <= declared, options - declared
