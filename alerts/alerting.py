@@ -26,6 +26,7 @@ from typing import Any
 
 from alerts import promql
 from alerts.recording import Group, Rule, meta_group, sli_group, slo_labels
+from alerts.trigger_signal import autoscaling_group
 from slo import conventions as c
 from slo.durations import format_duration
 from slo.model import SLO, Condition, ResolvedTier, Spec, Tier, Trigger
@@ -308,10 +309,14 @@ def pipeline_group(spec: Spec, runbook_base: str) -> Group:
 
 def all_groups(spec: Spec, runbook_base: str) -> list[dict[str, Any]]:
     """Every rule group of ``rules.yml``, in evaluation order."""
-    return [
+    groups = [
         sli_group(spec),
         meta_group(spec),
         burn_group(spec, runbook_base),
         trigger_group(spec, runbook_base),
         pipeline_group(spec, runbook_base),
     ]
+    scaling = autoscaling_group(spec)
+    if scaling["rules"]:
+        groups.append(scaling)
+    return groups

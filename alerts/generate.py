@@ -4,7 +4,7 @@ Use :func:`generate` (or ``streamslo generate --spec FILE --out DIR``). It
 returns ``{relative path: text}`` and :func:`write` puts them on disk; tests
 compare the mapping with golden files without touching the disk.
 
-Artifacts (DESIGN §9)::
+Artifacts::
 
     prometheus/rules.yml                  recording + alert rules
     prometheus/rules.test.yml             promtool tests: operational triggers
@@ -12,6 +12,10 @@ Artifacts (DESIGN §9)::
     alertmanager/alertmanager.yml         page -> PagerDuty v2, ticket -> webhook
     grafana/dashboards/*.json             SLO overview, pipeline health
     grafana/provisioning/...              datasource + dashboards folder
+    kubernetes/prometheus-adapter.yaml    adapter externalRules (ConfigMap), per scaled trigger
+    kubernetes/hpa-<workload>.yaml        autoscaling/v2 HPA per region, per hpa target
+    kubernetes/keda-scaledobject.yaml     the equivalent KEDA ScaledObjects
+    route53/health-checks.json            one HTTPS_STR_MATCH health check per region
 
 >>> from slo.spec import load_spec
 >>> spec, _ = load_spec()
@@ -26,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alerts import alerting, alertmanager, promtool_tests
-from alerts.yamlout import dump
+from alerts import alerting, alertmanager, autoscaler, promtool_tests, route53
+from alerts.yamlout import dump, dump_all
 from slo.model import Spec
 
 __all__ = ["Options", "generate", "header", "write"]
@@ -76,7 +80,26 @@ def generate(spec: Spec, spec_label: str, options: Options | None = None) -> dic
         files[f"grafana/dashboards/{board['uid']}.json"] = _json(board)
     for path, doc in provisioning.files(options.prometheus_url).items():
         files[f"grafana/provisioning/{path}"] = dump(doc, head)
+    files.update(_control_plane(spec, spec_label, options))
     return dict(sorted(files.items()))
+
+
+def _control_plane(spec: Spec, spec_label: str, options: Options) -> dict[str, str]:
+    """Kubernetes autoscaling objects and Route 53 health checks, from the triggers' targets."""
+    head = f"# {header(spec_label)}"
+    files: dict[str, str] = {}
+    hpas = autoscaler.hpa_documents(spec)
+    if hpas:
+        files["kubernetes/prometheus-adapter.yaml"] = dump(autoscaler.adapter_config_map(spec, header(spec_label)), head)
+        for workload, docs in hpas.items():
+            files[f"kubernetes/hpa-{workload}.yaml"] = dump_all(docs, head)
+        files["kubernetes/keda-scaledobject.yaml"] = dump_all(
+            autoscaler.keda_documents(spec, options.prometheus_url), head
+        )
+    checks = route53.health_checks(spec)
+    if checks["HealthChecks"]:
+        files["route53/health-checks.json"] = _json({"description": header(spec_label), **checks})
+    return files
 
 
 def write(files: dict[str, str], out: str | Path) -> list[Path]:

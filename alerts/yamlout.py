@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["dump"]
+__all__ = ["dump", "dump_all"]
 
 
 class _Dumper(yaml.SafeDumper):
@@ -37,3 +37,9 @@ def dump(data: Any, header: str) -> str:
     """``header`` line(s), then ``data`` as block YAML in insertion order."""
     body = yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=10_000, allow_unicode=True)
     return f"{header}\n{body}"
+
+
+def dump_all(documents: list[Any], header: str) -> str:
+    """``header``, then ``documents`` as a multi-document YAML stream (``---`` between)."""
+    bodies = [dump(doc, "").lstrip("\n") for doc in documents]
+    return f"{header}\n" + "---\n".join(bodies)

@@ -138,7 +138,7 @@ def test_every_alert_has_summary_description_and_a_runbook_anchor_that_exists() 
     spec, _ = load_spec(ROOT / DEFAULT_SPEC)
     runbooks = (ROOT / "docs" / "runbooks.md").read_text()
     for group in alerting.all_groups(spec, "docs/runbooks.md")[2:]:
-        for rule in group["rules"]:
+        for rule in (r for r in group["rules"] if "alert" in r):
             ann = rule["annotations"]
             assert ann["summary"] and ann["description"], rule["alert"]
             anchor = ann["runbook_url"].split("#", 1)[1]
