@@ -9,6 +9,7 @@ with the status-page and probe tests.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shlex
@@ -355,3 +356,24 @@ def test_streamslo_run_refuses_unusable_keys(tmp_path: Path) -> None:
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "shorter than 8 characters" in proc.stderr
+
+
+async def test_an_exit_before_start_is_accepted_and_counted_never_as_an_error_or_attempt() -> None:
+    from streamslo.embedded import build_app
+
+    app, _ = build_app(SPEC, flush_interval_s=0.05)
+    beacon = _beacon()  # one first_frame ...
+    beacon["events"].append({"type": c.EVENT_EXIT_BEFORE_START, "ts": beacon["sent_at"], "value_ms": 900.0})
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://embedded") as client:
+        resp = await client.post("/v1/beacons", json=beacon)
+        assert resp.status_code == 202, resp.text
+        deadline = time.monotonic() + 10
+        while True:  # until the engine has flushed the first frame
+            text = (await client.get("/metrics")).text
+            if sample(text, c.METRIC_ATTEMPTS, region="eu-west-1", kind=c.KIND_RUM) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+    assert sample(text, c.METRIC_COLLECTOR_EVENTS, outcome=c.OUTCOME_ACCEPTED) == 2
+    assert sample(text, c.METRIC_ATTEMPTS, region="eu-west-1", kind=c.KIND_RUM) == 1  # the first frame only
+    assert sample(text, c.METRIC_ERRORS, region="eu-west-1", kind=c.KIND_RUM) == 0

@@ -173,16 +173,22 @@ export class Transport {
     while (this.pending.length && this.env.now() >= this.retryAt) {
       const batch = this.pending[0] as Batch;
       this.inflight = batch;
-      const outcome = await this.send(batch);
+      const delayMs = await this.send(batch);
       this.inflight = null;
-      if (outcome === "retry") return;
-      // unload() may have handed it to sendBeacon (and removed it) meanwhile.
+      // unload() may have handed it to sendBeacon (and removed it) meanwhile: then it is done.
       const i = this.pending.indexOf(batch);
-      if (i >= 0) this.pending.splice(i, 1);
+      if (i < 0) continue;
+      if (delayMs !== null) {
+        this.stats.retries++;
+        this.scheduleRetry(delayMs);
+        return;
+      }
+      this.pending.splice(i, 1);
     }
   }
 
-  private async send(batch: Batch): Promise<"done" | "retry"> {
+  /** One send of `batch`: null when it is done with (acknowledged or dropped), else the retry delay. */
+  private async send(batch: Batch): Promise<number | null> {
     batch.attempts++;
     let status = 0;
     let retryAfter = 0;
@@ -204,19 +210,17 @@ export class Transport {
     }
     if (status >= 200 && status < 300) {
       this.stats.sent++;
-      return "done";
+      return null;
     }
     if (status !== 0 && !retryable(status)) {
       this.stats.droppedRefused += batch.events.length;
-      return "done";
+      return null;
     }
     if (batch.attempts >= this.cfg.maxAttempts) {
       this.stats.droppedExhausted += batch.events.length;
-      return "done";
+      return null;
     }
-    this.stats.retries++;
-    this.scheduleRetry(backoffMs(batch.attempts - 1, this.env.random(), retryAfter));
-    return "retry";
+    return backoffMs(batch.attempts - 1, this.env.random(), retryAfter);
   }
 
   private scheduleRetry(delayMs: number): void {

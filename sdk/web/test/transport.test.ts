@@ -238,6 +238,24 @@ describe("unload path", () => {
     expect(sent.map((s) => [s.via, s.beacon.seq])).toEqual([["fetch", 0], ["beacon", 0], ["beacon", 1]]);
   });
 
+  it("a send that fails after its beacon left by sendBeacon does not hold back the next one", async () => {
+    let fail: (e: Error) => void = () => undefined;
+    const b = fakeBrowser();
+    const fetch = b.env.fetch;
+    let calls = 0;
+    b.env.fetch = (url, init) => (calls++ === 0 ? (fetch(url, init), new Promise((_, rej) => (fail = rej))) : fetch(url, init));
+    const slo = createReporterWith(b.env, OPTS);
+    slo.error("E1");
+    void slo.flush();
+    b.hide(); // page hidden, then visible again
+    fail(new TypeError("Failed to fetch"));
+    slo.error("E2");
+    await slo.flush();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(b.sent.map((s) => [s.via, s.beacon.seq])).toEqual([["fetch", 0], ["beacon", 0], ["fetch", 1]]);
+    expect(slo.stats().retries).toBe(0);
+  });
+
   it("keeps beacons sendBeacon refused (quota full) and sends them later", async () => {
     const { slo, sent, hide } = setup([], {}, { beaconOk: false });
     slo.error("E1");
