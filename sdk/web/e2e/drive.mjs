@@ -24,7 +24,10 @@ try {
     results.push(await page.evaluate(() => window.__result));
     await page.screenshot({ path: p.shot });
     // runBeforeUnload: close as a user does, so pagehide fires and the SDK's sendBeacon runs.
+    // close() then returns at once; wait for the page to be gone.
+    const closed = new Promise((resolve) => page.once("close", resolve));
     await page.close({ runBeforeUnload: true });
+    await closed;
   }
   if (cfg.status) {
     const page = await context.newPage();
