@@ -10,6 +10,9 @@ await build({
   entryPoints: { index: "src/index.ts", react: "src/react.ts" },
   outdir: "dist",
   format: "esm",
+  // index and react share one chunk: a page importing both loads the core once.
+  splitting: true,
+  chunkNames: "core-[hash]",
   external: ["react"],
 });
 await build({
