@@ -12,9 +12,11 @@ when a test stops, kills or restarts the broker, so other tests keep theirs.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -27,6 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from scripts.kafka import KafkaBroker, free_port
 from slo import conventions as c
+from slo.beacon import Beacon, Event, encode
 
 
 @pytest.fixture(scope="session")
@@ -199,7 +202,10 @@ def children(pid: int) -> list[int]:
     return out
 
 
-def metric_sum(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str,
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def metric_sum(samples: Samples, name: str,
                **labels: str) -> float:
     """Sum of every sample called ``name`` whose labels include ``labels``."""
     want = set(labels.items())
@@ -214,3 +220,187 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str, step: f
             return time.monotonic() - t0
         time.sleep(step)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+# --- reliability helpers (tests/reliability/): steady traffic, a collector, exact totals ---
+
+RELIABILITY_REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-1", "sa-east-1")
+
+
+class Traffic:
+    """Numbered beacons with known per-region totals, fed steadily by a background thread.
+
+    Every beacon has 3 timed first frames, 1 fatal error and 1 interaction: 4
+    playback attempts, 1 error. Its timestamps are taken when it is first sent,
+    so a beacon retried after an outage keeps them (as a real client's would).
+    Senders retry until acknowledged; the duplicates that retries can create are
+    what stage 1's dedup removes, so the totals must still be exact.
+
+        traffic = Traffic(n=2000).feed_kafka(broker.bootstrap)
+        traffic.join(); wait_until(lambda: traffic.exact(worker.scrape()), ...)
+    """
+
+    def __init__(self, n: int, *, per_chunk: int = 50, pause_s: float = 0.25, tag: str = "t") -> None:
+        self.n = n
+        self.per_chunk = per_chunk
+        self.pause_s = pause_s
+        self.tag = tag
+        self.sent = 0
+        self.retries = 0
+        self.errors: list[str] = []
+        self._thread: threading.Thread | None = None
+
+    def region(self, i: int) -> str:
+        return RELIABILITY_REGIONS[i % len(RELIABILITY_REGIONS)]
+
+    def beacon(self, i: int, now: float) -> Beacon:
+        events = [Event(c.EVENT_FIRST_FRAME, now - 0.1 * k, 80.0 + 10 * k) for k in range(3)]
+        events += [Event(c.EVENT_ERROR, now, None, True), Event(c.EVENT_INTERACTION, now, 40.0)]
+        return Beacon(f"{self.tag}{i}", 0, self.region(i), c.KIND_RUM, now, now, events)
+
+    def wire(self, i: int, now: float) -> bytes:
+        """Beacon ``i`` as a public v1 body (``POST /v1/beacons``)."""
+        b = self.beacon(i, now)
+        return json.dumps({
+            "v": 1, "session_id": b.session_id, "seq": b.seq, "sent_at": now, "region": b.region,
+            "events": [{"type": e.type, "ts": e.t, "value_ms": e.value_ms, "fatal": e.fatal} for e in b.events],
+        }).encode()
+
+    # -- senders ---------------------------------------------------------------------
+
+    def feed_kafka(self, bootstrap: str) -> Traffic:
+        """Produce straight to ``beacons`` in chunks, retrying a chunk until it is acked."""
+
+        def send(chunk: range) -> None:
+            now = time.time()
+            values = [(f"{self.tag}{i}".encode(), encode(self.beacon(i, now))) for i in chunk]
+            while True:
+                try:
+                    asyncio.run(asyncio.wait_for(produce_beacons(bootstrap, values), 15))
+                    return
+                except Exception:  # broker down: retry the whole chunk (dedup removes repeats)
+                    self.retries += 1
+                    time.sleep(0.5)
+
+        return self._start(send)
+
+    def feed_collector(self, port: Callable[[], int]) -> Traffic:
+        """POST every beacon to the collector at ``port()``, retrying until a 202."""
+
+        def send(chunk: range) -> None:
+            now = time.time()
+            with httpx.Client(timeout=10) as client:
+                for i in chunk:
+                    body = self.wire(i, now)
+                    while True:
+                        try:
+                            r = client.post(f"http://127.0.0.1:{port()}/v1/beacons", content=body,
+                                            headers={"content-type": "application/json"})
+                            if r.status_code == 202:
+                                break
+                            if r.status_code != 503:
+                                self.errors.append(f"{r.status_code} {r.text[:200]}")
+                                break
+                        except httpx.HTTPError:
+                            pass  # collector down: retry, as the SDK does
+                        self.retries += 1
+                        time.sleep(0.2)
+
+        return self._start(send)
+
+    def _start(self, send: Callable[[range], None]) -> Traffic:
+        def run() -> None:
+            for lo in range(0, self.n, self.per_chunk):
+                send(range(lo, min(lo + self.per_chunk, self.n)))
+                self.sent = min(lo + self.per_chunk, self.n)
+                time.sleep(self.pause_s)
+
+        self._thread = threading.Thread(target=run, daemon=True, name=f"traffic-{self.tag}")
+        self._thread.start()
+        return self
+
+    def join(self, timeout: float) -> None:
+        assert self._thread is not None
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), f"traffic still sending after {timeout}s ({self.sent}/{self.n})"
+        assert not self.errors, self.errors[:5]
+
+    # -- expectations ----------------------------------------------------------------
+
+    def expected(self) -> dict[str, tuple[int, int, int]]:
+        """Region -> (attempts, errors, ttff count) once every beacon has been counted once."""
+        per = {r: sum(1 for i in range(self.n) if self.region(i) == r) for r in RELIABILITY_REGIONS}
+        return {r: (4 * k, k, 3 * k) for r, k in per.items()}
+
+    @staticmethod
+    def totals(samples: Samples) -> dict[str, tuple[int, int, int]]:
+        return {r: (int(metric_sum(samples, c.METRIC_ATTEMPTS, region=r)),
+                    int(metric_sum(samples, c.METRIC_ERRORS, region=r)),
+                    int(metric_sum(samples, c.METRIC_LATENCY_COUNT, region=r, sli=c.SLI_TTFF)))
+                for r in RELIABILITY_REGIONS}
+
+    def exact(self, samples: Samples) -> bool:
+        return self.totals(samples) == self.expected()
+
+
+class Collector:
+    """``streamslo collector`` as a subprocess on a fixed port (survives kill -9 and restart)."""
+
+    def __init__(self, bootstrap: str, workdir: Path) -> None:
+        self.bootstrap = bootstrap
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60) -> Collector:
+        log = open(self.workdir / "collector.log", "ab")  # noqa: SIM115 (child owns it)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamslo.cli", "collector", "--kafka", self.bootstrap,
+             "--port", str(self.port), "--no-require-key", "--rate-per-key", "0"],
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
+        )
+        log.close()
+        wait_until(self.ready, timeout, "collector /readyz")
+        return self
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+def progressing(worker: Worker) -> bool:
+    """The worker has aggregated at least one event (its stage 1 and /metrics are up)."""
+    return metric_sum(worker.scrape(), c.METRIC_STREAM_EVENTS) > 0
+
+
+def settle(worker: Worker, traffic: Traffic, pid: int | None, timeout: float = 90) -> float:
+    """Wait for exact totals from the same, never restarted worker; return the seconds waited."""
+    traffic.join(timeout)
+    waited = wait_until(lambda: traffic.exact(worker.scrape()) or not worker.alive(), timeout, "exact totals")
+    assert worker.alive() and worker.pid == pid, f"the worker died or was restarted\n{worker.log_tail()}"
+    samples = worker.scrape()
+    assert traffic.totals(samples) == traffic.expected()
+    assert metric_sum(samples, c.METRIC_STREAM_PARTIALS, stage="2", outcome="overlapping") == 0
+    return waited
+
+
+def report(name: str, **figures: float) -> None:
+    """One ``RELIABILITY scenario=... key=value`` line: the figures docs/reliability.md quotes."""
+    print(f"\nRELIABILITY scenario={name} " + " ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
+                                                    for k, v in figures.items()))

@@ -88,12 +88,13 @@ class Runtime:
         self.exit_code = code
         os.kill(os.getpid(), signal.SIGTERM)  # Faust's graceful shutdown, then cli exits with code
 
-    def skip_bundle(self, reason: str, exc: BaseException) -> None:
+    def skip_bundle(self, reason: str, exc: BaseException) -> bool:
         """Count a ``slo-partials`` message stage 2 cannot use; it is skipped, never retried."""
         self.bad_bundles += 1
         self.skipped_bundles[reason] = self.skipped_bundles.get(reason, 0) + 1
         if self.bad_bundles <= 10 or self.bad_bundles % 1000 == 0:
             log.warning("stage2: skipped a bundle (%s, %d so far): %r", reason, self.bad_bundles, exc)
+        return self.settings.dead_letter  # True: copy it to the dead-letter topic
 
     def stage1_stats(self) -> Stage1Stats:
         """Stage-1 counters and lag, from the child process or the in-process runner."""
@@ -182,6 +183,19 @@ def build_app(settings: Settings, *, tracer: Tracing | None = None) -> faust.App
             rt.stage2.import_region(region, data)
             log.info("stage2: loaded region %s from the table", region)
 
+    dead_letters = app.topic(
+        c.TOPIC_DEAD_LETTER, key_type=bytes, value_type=bytes,
+        key_serializer="raw", value_serializer="raw",
+    )
+
+    async def dead_letter(event: Any, reason: str) -> None:
+        source = f"{event.message.topic}/{event.message.partition}@{event.message.offset}"
+        try:  # a lost copy must not stop stage 2
+            await dead_letters.send(key=event.key, value=event.value,
+                                    headers={"reason": reason.encode(), "source": source.encode()})
+        except Exception as exc:
+            log.warning("stage2: dead-letter copy of %s failed: %r", source, exc)
+
     @app.agent(partials, concurrency=1)
     async def stage2_agent(stream: Any) -> None:
         async for event in stream.events():
@@ -189,13 +203,15 @@ def build_app(settings: Settings, *, tracer: Tracing | None = None) -> faust.App
             try:
                 bundle = decode_bundle(event.value)
             except Exception as exc:  # any bad bundle: skip and count, never stop
-                rt.skip_bundle(c.REASON_MALFORMED, exc)
+                if rt.skip_bundle(c.REASON_MALFORMED, exc):
+                    await dead_letter(event, c.REASON_MALFORMED)
                 continue
             load_region(region)
             try:
                 applied = apply_bundle(rt.stage2, tr, region, bundle)
             except Exception as exc:
-                rt.skip_bundle(c.REASON_INVALID, exc)
+                if rt.skip_bundle(c.REASON_INVALID, exc):
+                    await dead_letter(event, c.REASON_INVALID)
                 applied = region in rt.stage2.regions()  # persist whatever part was applied
             rt.bundles += 1
             if applied:
@@ -280,5 +296,11 @@ def build_app(settings: Settings, *, tracer: Tracing | None = None) -> faust.App
     @app.task  # type: ignore[untyped-decorator]
     async def region_health_task() -> None:
         await region_health.run()
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        # Kubernetes readiness: region health answers come from the whole shared topic.
+        ready = region_health.caught_up
+        return web.text("ready" if ready else "catching up with slo-health", status=200 if ready else 503)
 
     return app

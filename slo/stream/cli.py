@@ -75,7 +75,8 @@ def main(argv: list[str]) -> int:
 
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     counts = asyncio.run(
-        ensure_topics(args.kafka, beacons=args.beacons_partitions, partials=args.partials_partitions)
+        ensure_topics(args.kafka, beacons=args.beacons_partitions, partials=args.partials_partitions,
+                      dead_letter=args.dead_letter)
     )
     if counts.get("slo-partials", args.partials_partitions) != args.partials_partitions:
         settings = dataclasses.replace(settings, partials_partitions=counts["slo-partials"])

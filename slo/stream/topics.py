@@ -49,12 +49,19 @@ def partition_for(key: bytes, partitions: int) -> int:
     return int((murmur2(key) & 0x7FFFFFFF) % partitions)
 
 
-async def ensure_topics(bootstrap: str, *, beacons: int, partials: int) -> dict[str, int]:
-    """Create ``beacons`` and ``slo-partials`` when missing; return their partition counts."""
+async def ensure_topics(
+    bootstrap: str, *, beacons: int, partials: int, dead_letter: bool = False
+) -> dict[str, int]:
+    """Create ``beacons`` and ``slo-partials`` (and the dead-letter topic) when missing.
+
+    Returns the partition counts of ``beacons`` and ``slo-partials``.
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="streamslo-admin")
     await admin.start()
     try:
         wanted = {c.TOPIC_BEACONS: beacons, c.TOPIC_PARTIALS: partials}
+        if dead_letter:
+            wanted[c.TOPIC_DEAD_LETTER] = 1  # rare, small records: order across sources is moot
         # list_topics, not describe_topics: describing a missing topic makes a
         # broker with auto.create.topics.enable create it with 1 partition.
         existing = set(await admin.list_topics())
@@ -63,7 +70,7 @@ async def ensure_topics(bootstrap: str, *, beacons: int, partials: int) -> dict[
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
                 await admin.create_topics(missing)
             log.info("created topics %s", [t.name for t in missing])
-        return await _partition_counts(admin, list(wanted))
+        return await _partition_counts(admin, [c.TOPIC_BEACONS, c.TOPIC_PARTIALS])
     finally:
         await admin.close()
 
