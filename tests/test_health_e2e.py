@@ -203,14 +203,13 @@ def test_two_workers_answer_alike_and_follow_a_demo_incident(kafka_broker_factor
     try:
         bases = [f"http://127.0.0.1:{w.port}" for w in workers]
 
-        def both_serving() -> bool:
+        def both_ready() -> bool:
             try:
-                return all(httpx.get(f"{b}{c.HEALTH_PATH.format(region=CALM)}", timeout=2).status_code in (200, 503)
-                           for b in bases)
+                return all(httpx.get(f"{b}/readyz", timeout=2).status_code == 200 for b in bases)
             except httpx.HTTPError:
                 return False
 
-        wait_until(both_serving, 60, "both workers serving health")
+        wait_until(both_ready, 60, "both workers ready (caught up with slo-health)")
         assert httpx.get(f"{bases[0]}{c.HEALTH_PATH.format(region='mars-north-1')}", timeout=5).status_code == 404
         run_incident(spec, bases, traffic.switch)
         # One worker holds the incident region's stage-2 state; the other answered alike without it.

@@ -78,6 +78,9 @@ class HealthService:
         self.interval_s = interval_s
         self.reports: dict[str, health.HealthReport] = {}
         self.published = 0
+        # Ready (``/readyz``) once the reader has read the whole topic: before
+        # that, answers could come from older records than other workers have.
+        self.caught_up = False
         self._answers = Counter(
             c.METRIC_HEALTH_REQUESTS.removesuffix("_total"), "Region health answers by outcome.",
             [c.LABEL_OUTCOME], registry=registry,
@@ -145,6 +148,10 @@ class HealthService:
                 for records in batches.values():
                     for record in records:
                         self._read(record.value)
+                high = consumer.highwater(partition)
+                if not self.caught_up and high is not None and await consumer.position(partition) >= high:
+                    self.caught_up = True
+                    log.info("health: caught up with %s (%d regions)", c.TOPIC_HEALTH, len(self.reports))
         finally:
             await consumer.stop()
 
