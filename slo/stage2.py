@@ -6,7 +6,9 @@ embedded engine (``streamslo/engine.py``). The API is stable:
 - ``Stage2(spec)``;
 - ``apply(partial) -> bool``: merge one :class:`slo.partial.Partial`; False when
   it was skipped (already applied, or malformed). Idempotent, see below;
-- ``advance(now)``: slide every window to ``now`` and update trigger states;
+- ``advance(now)``: slide every window to ``now`` and observe every trigger
+  (``slo/health.py``: ``for``, ``recover_for``, ``on_no_data``, ``stale_after``);
+- ``health_report(region)``: that state plus the figures, for the health endpoint;
 - ``snapshot(now) -> Snapshot``: advance, then a typed, immutable view of every
   region (cumulative totals, quantiles, events and errors per window, burn
   rates, budget left, tier and trigger states, freshness) for ``slo/exposition.py`` and the status page;

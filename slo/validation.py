@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from slo.durations import format_duration
-from slo.model import Spec
+from slo.model import TARGET_HPA, Spec
 
 
 class Severity(StrEnum):
@@ -70,6 +70,16 @@ def _check_triggers(spec: Spec) -> list[Problem]:
             if target.min_replicas > target.max_replicas:
                 problems.append(
                     Problem(f"{path}.targets[{k}].max_replicas", "must be >= min_replicas")
+                )
+            shared = "{region}" not in target.workload + target.namespace
+            if target.kind == TARGET_HPA and shared and len(spec.regions) > 1:
+                problems.append(
+                    Problem(
+                        f"{path}.targets[{k}].namespace",
+                        "every region's HPA gets the same name and namespace: use {region} "
+                        "in namespace or workload, or apply each region's document to its own cluster",
+                        Severity.WARNING,
+                    )
                 )
     return problems
 

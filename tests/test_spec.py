@@ -71,6 +71,14 @@ def test_the_default_spec_encodes_the_platform_targets() -> None:
     assert [(t.kind, t.fqdn) for t in failover.targets] == [("route53", "{region}.live.example.com")]
 
 
+def test_hpa_targets_without_region_in_their_names_are_a_warning() -> None:
+    doc = _set(good_spec(), "triggers.0.targets.0.namespace", "live")
+    problems = parse_spec(doc)[1]
+    assert [(p.path, p.severity) for p in problems if "same name and namespace" in p.message] == [
+        ("triggers[0].targets[0].namespace", Severity.WARNING)
+    ]
+
+
 def test_trigger_fields_left_out_take_their_documented_defaults() -> None:
     doc = good_spec()
     for key in ("recover_for", "on_no_data", "stale_after", "severity", "alert", "targets"):
