@@ -16,11 +16,9 @@ One region per scenario, all in one TSDB.
 
 from __future__ import annotations
 
-import math
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,7 @@ from alerts import autoscaler
 from alerts.generate import generate
 from alerts.yamlout import dump
 from slo import conventions as c
+from slo.hpa import Hpa
 from slo.spec import load_spec
 from tests.fixtures_prometheus import PROMETHEUS, PROMTOOL, _start, free_port, require
 
@@ -45,93 +44,6 @@ SCENARIOS = {
     "ap-southeast-1": (0.195, OFF_S - ON_S),  # just below: never scales
     "sa-east-1": (0.300, 100),            # above for 100 s < for: 2m: never scales
 }
-
-
-# --- the HPA controller, transcribed -------------------------------------------------
-
-
-@dataclass
-class Hpa:
-    """The HPA controller for one External ``Value`` metric, from an HPA object's ``spec``."""
-
-    spec: dict[str, Any]
-    replicas: int
-    tolerance: float = autoscaler.DEFAULT_TOLERANCE
-    recommendations: list[tuple[float, int]] = field(default_factory=list)
-    up_events: list[tuple[float, int]] = field(default_factory=list)
-    down_events: list[tuple[float, int]] = field(default_factory=list)
-
-    @property
-    def target(self) -> float:
-        value = self.spec["metrics"][0]["external"]["target"]["value"]
-        return int(value[:-1]) / 1000 if value.endswith("m") else float(value)
-
-    def desired_from_metric(self, value: float) -> int:
-        """replica_calculator.go getUsageRatioReplicaCount (all pods ready)."""
-        ratio = value / self.target
-        if abs(1.0 - ratio) <= self.tolerance:
-            return self.replicas
-        return math.ceil(ratio * self.replicas)
-
-    def sync(self, now: float, value: float | None) -> int:
-        """One reconcile: a missing metric leaves the replicas alone (ScalingActive false)."""
-        if value is None:
-            return self.replicas
-        desired = self.desired_from_metric(value)
-        lo, hi = self.spec["minReplicas"], self.spec["maxReplicas"]
-        desired = max(lo, min(hi, desired))
-        stabilized = self._stabilize(now, desired)
-        final = self._rate_limit(now, stabilized)
-        if final > self.replicas:
-            self.up_events.append((now, final - self.replicas))
-        elif final < self.replicas:
-            self.down_events.append((now, self.replicas - final))
-        self.replicas = final
-        return final
-
-    def _stabilize(self, now: float, desired: int) -> int:
-        up, down = self.spec["behavior"]["scaleUp"], self.spec["behavior"]["scaleDown"]
-        if desired >= self.replicas:
-            window, better = up["stabilizationWindowSeconds"], min
-        else:
-            window, better = down["stabilizationWindowSeconds"], max
-        keep = max(up["stabilizationWindowSeconds"], down["stabilizationWindowSeconds"])
-        recommendation = desired
-        for t, rec in self.recommendations:
-            if t > now - window:
-                recommendation = better(rec, recommendation)
-        self.recommendations = [(t, r) for t, r in self.recommendations if t >= now - keep]
-        self.recommendations.append((now, desired))
-        return recommendation
-
-    def _rate_limit(self, now: float, desired: int) -> int:
-        up, down = self.spec["behavior"]["scaleUp"], self.spec["behavior"]["scaleDown"]
-        if desired > self.replicas:
-            limit = max(self.replicas, self._limit(now, up, self.up_events, +1))
-            return min(desired, self.spec["maxReplicas"], limit)
-        if desired < self.replicas:
-            limit = min(self.replicas, self._limit(now, down, self.down_events, -1))
-            return max(desired, self.spec["minReplicas"], limit)
-        return desired
-
-    def _limit(self, now: float, rules: dict[str, Any], events: list[tuple[float, int]], sign: int) -> int:
-        """calculateScaleUpLimitWithScalingRules / calculateScaleDownLimitWithBehaviors."""
-        pick = (max if rules["selectPolicy"] == "Max" else min) if sign > 0 else \
-            (min if rules["selectPolicy"] == "Max" else max)
-        proposals = []
-        for policy in rules["policies"]:
-            changed = sum(n for t, n in events if t > now - policy["periodSeconds"])
-            start = self.replicas - sign * changed
-            if policy["type"] == "Pods":
-                proposals.append(start + sign * policy["value"])
-            elif sign > 0:
-                proposals.append(math.ceil(start * (1 + policy["value"] / 100)))
-            else:
-                proposals.append(int(start * (1 - policy["value"] / 100)))
-        result = proposals[0]
-        for p in proposals[1:]:
-            result = pick(result, p)
-        return result
 
 
 # --- real Prometheus over the replayed series -------------------------------------
