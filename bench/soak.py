@@ -23,8 +23,10 @@ equal what the collector acknowledged, then prints::
 
     RESULT rss_growth_collector_mb=X rss_growth_worker_mb=X max_lag=X series=X ...
 
-``rss_growth_worker_mb`` is the worker plus its stage-1 child; ``lost`` and ``extra`` are
-attempts missing from or counted beyond the acknowledged beacons once drained.
+``rss_growth_worker_mb`` is the worker plus its stage-1 child; ``max_lag`` is stage 1's
+lag on ``beacons`` in records, ``max_lag_partials`` stage 2's on ``slo-partials`` in
+bundles; ``lost`` and ``extra`` are attempts missing from or counted beyond the
+acknowledged beacons once drained.
 """
 
 from __future__ import annotations
@@ -98,9 +100,12 @@ class Lag:
         await self.admin.close()
 
     async def of(self, group: str, topic: str) -> int:
-        await self.consumer.topics()  # refresh metadata: slo-partials appears once the worker runs
-        parts = self.consumer.partitions_for_topic(topic) or set()
-        ends = await self.consumer.end_offsets([TopicPartition(topic, p) for p in parts])
+        # list first: describing a missing topic would make the broker auto-create it
+        if topic not in set(await self.admin.list_topics()):
+            return 0
+        (described,) = await self.admin.describe_topics([topic])
+        parts = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+        ends = await self.consumer.end_offsets(parts)
         try:
             committed = await self.admin.list_consumer_group_offsets(group)
         except KafkaError:  # the group has not committed yet
@@ -219,7 +224,8 @@ def result(rows: list[dict[str, float]], warmup_s: float, multiplier: float, reg
     figures = {
         "rss_growth_collector_mb": last_traffic["collector"] - base["collector"],
         "rss_growth_worker_mb": _worker_mb(last_traffic) - _worker_mb(base),
-        "max_lag": max(max(r["lag1"], r["lag2"]) for r in rows[:-1]),
+        "max_lag": max(r["lag1"] for r in rows[:-1]),
+        "max_lag_partials": max(r["lag2"] for r in rows[:-1]),
         "series": final["series_w"],
         "series_collector": final["series_c"],
         "rss_collector_mb": last_traffic["collector"], "rss_worker_mb": _worker_mb(last_traffic),
