@@ -2,7 +2,7 @@
 
 Runs inside the Faust worker (started as an app task) but reads ``beacons``
 with its own aiokafka consumer and ``getmany``: Faust's per-message agent loop
-caps at about 14k messages/s here (DESIGN §7a), below the 300k events/s
+caps at about 14k messages/s here, below the 300k events/s
 target. The consumer group is ``streamslo-stage1``; offsets are committed only
 by this module, never automatically.
 
