@@ -180,6 +180,8 @@ METRIC_HEALTH_REQUESTS: Final = "streamslo_health_requests_total"
 HEALTH_OK: Final = "ok"
 HEALTH_BREACH: Final = "breach"
 HEALTH_UNKNOWN_REGION: Final = "unknown_region"
+# slo-health records a worker could not decode (skipped).
+METRIC_HEALTH_BAD_RECORDS: Final = "streamslo_health_bad_records_total"
 # A trigger's worst clause as a ratio to its limit, over the trigger's window
 # ({region, trigger}; 1.0 = at the limit); and that ratio held for the
 # trigger's `for:` (min over the last `for:`), the one series an HPA reads.

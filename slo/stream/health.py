@@ -86,7 +86,8 @@ class HealthService:
             [c.LABEL_OUTCOME], registry=registry,
         )
         self._bad = Counter(
-            "streamslo_health_bad_records", "slo-health records skipped (undecodable).", registry=registry,
+            c.METRIC_HEALTH_BAD_RECORDS.removesuffix("_total"), "slo-health records skipped (undecodable).",
+            registry=registry,
         )
 
     def answer(self, region: str, now: float) -> tuple[int, str, str]:
