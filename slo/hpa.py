@@ -89,10 +89,10 @@ class Hpa:
         up, down = self.spec["behavior"]["scaleUp"], self.spec["behavior"]["scaleDown"]
         if desired > self.replicas:
             limit = max(self.replicas, self._limit(now, up, self.up_events, +1))
-            return min(desired, self.spec["maxReplicas"], limit)
+            return min(desired, int(self.spec["maxReplicas"]), limit)
         if desired < self.replicas:
             limit = min(self.replicas, self._limit(now, down, self.down_events, -1))
-            return max(desired, self.spec["minReplicas"], limit)
+            return max(desired, int(self.spec["minReplicas"]), limit)
         return desired
 
     def _limit(self, now: float, rules: dict[str, Any], events: list[tuple[float, int]], sign: int) -> int:
@@ -109,7 +109,7 @@ class Hpa:
                 proposals.append(math.ceil(start * (1 + policy["value"] / 100)))
             else:
                 proposals.append(int(start * (1 - policy["value"] / 100)))
-        result = proposals[0]
+        result = int(proposals[0])
         for p in proposals[1:]:
-            result = pick(result, p)
+            result = int(pick(result, p))
         return result

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
 import msgspec
 
@@ -100,7 +100,7 @@ class ReplayWriter:
         path = Path(path)
         # Appending to an existing recording adds a gzip member; readers see one stream.
         existing = append and path.exists() and path.stat().st_size > 0
-        self._file: IO[bytes] = gzip.open(path, "ab" if existing else "wb", compresslevel=1)  # noqa: SIM115 (closed by close)
+        self._file: gzip.GzipFile = gzip.open(path, "ab" if existing else "wb", compresslevel=1)  # noqa: SIM115 (closed by close)
         if not existing:
             self._file.write(header.to_json().encode() + b"\n")
         self.count = 0

@@ -18,6 +18,8 @@ scenario keeps its shape at any ``--hours``::
     error_ratio: 0.001            # fatal errors per play attempt
     diurnal: 0.0                  # amplitude of a 24 h sine on traffic
     events_per_beacon: 8
+    delivery_s: 0.2               # a beacon arrives this long after its last event...
+    delivery_jitter_s: 0.3        # ...plus an exponential delay of this mean (at most 5 s)
     effects:
       - {name: outage, region: eu-west-1, start: 40%, end: 40% + 30m, error_ratio: 1.0}
       - {name: slow, region: us-east-1, start: 10m, end: 40m, latency_factor: 2.5, ramp: 10m}
@@ -85,6 +87,8 @@ class Scenario:
     error_ratio: float = 0.001
     diurnal: float = 0.0
     events_per_beacon: int = 8
+    delivery_s: float = 0.2
+    delivery_jitter_s: float = 0.3
     effects: tuple[Effect, ...] = field(default_factory=tuple)
 
     @property
@@ -177,7 +181,7 @@ def _effects(doc: dict[str, Any], length_s: float, where: str) -> list[Effect]:
 
 
 _KEYS = {"name", "hours", "regions", "attempts_per_s", "interactions_per_attempt", "ttff", "interaction",
-         "error_ratio", "diurnal", "events_per_beacon", "effects"}
+         "error_ratio", "diurnal", "events_per_beacon", "delivery_s", "delivery_jitter_s", "effects"}
 
 
 def parse_scenario(doc: dict[str, Any], name: str, hours: float | None = None,
@@ -205,6 +209,8 @@ def parse_scenario(doc: dict[str, Any], name: str, hours: float | None = None,
         error_ratio=float(doc.get("error_ratio", d.error_ratio)),
         diurnal=float(doc.get("diurnal", d.diurnal)),
         events_per_beacon=int(doc.get("events_per_beacon", d.events_per_beacon)),
+        delivery_s=float(doc.get("delivery_s", d.delivery_s)),
+        delivery_jitter_s=float(doc.get("delivery_jitter_s", d.delivery_jitter_s)),
         effects=tuple(effects),
     )
     if scenario.events_per_beacon < 1 or scenario.attempts_per_s <= 0:

@@ -11,7 +11,8 @@ first frame with a log-normal latency (median x latency factor) or, with the
 second's error ratio, a fatal error; interactions likewise. Event times are
 uniform within their second. The region's events, in time order, are cut
 into beacons of ``events_per_beacon`` (one session each); a beacon arrives
-0.2 s plus an exponential delay (mean 0.3 s, at most 5 s) after its last event.
+``delivery_s`` plus an exponential delay (mean ``delivery_jitter_s``, at most
+5 s in all) after its last event.
 
 Example::
 
@@ -88,7 +89,9 @@ def _region_beacons(scenario: Scenario, region: str, start: float, rng: np.rando
     times, types, values = region_arrays(scenario, region, rng)
     k = scenario.events_per_beacon
     n_beacons = -(-times.size // k)
-    delays = np.minimum(0.2 + rng.exponential(0.3, n_beacons), 5.0)
+    jitter = rng.exponential(scenario.delivery_jitter_s, n_beacons) if scenario.delivery_jitter_s > 0 \
+        else np.zeros(n_beacons)
+    delays = np.minimum(scenario.delivery_s + jitter, 5.0)
     abs_t = (start + times).tolist()
     type_list = types.tolist()
     value_list = values.tolist()
