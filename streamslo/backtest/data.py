@@ -100,7 +100,9 @@ class ReplayWriter:
         path = Path(path)
         # Appending to an existing recording adds a gzip member; readers see one stream.
         existing = append and path.exists() and path.stat().st_size > 0
-        self._file: gzip.GzipFile = gzip.open(path, "ab" if existing else "wb", compresslevel=1)  # noqa: SIM115 (closed by close)
+        # mtime=0: the same beacons give the same bytes (a seeded simulation is reproducible).
+        self._raw = path.open("ab" if existing else "wb")  # noqa: SIM115 (closed by close)
+        self._file = gzip.GzipFile(filename="", fileobj=self._raw, mode="wb", compresslevel=1, mtime=0)
         if not existing:
             self._file.write(header.to_json().encode() + b"\n")
         self.count = 0
@@ -119,6 +121,7 @@ class ReplayWriter:
 
     def close(self) -> None:
         self._file.close()
+        self._raw.close()
 
     def __enter__(self) -> ReplayWriter:
         return self
