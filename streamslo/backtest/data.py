@@ -101,7 +101,7 @@ class ReplayWriter:
         # Appending to an existing recording adds a gzip member; readers see one stream.
         existing = append and path.exists() and path.stat().st_size > 0
         # mtime=0: the same beacons give the same bytes (a seeded simulation is reproducible).
-        self._raw = path.open("ab" if existing else "wb")  # noqa: SIM115 (closed by close)
+        self._raw = path.open("ab" if existing else "wb")  # closed by close()
         self._file = gzip.GzipFile(filename="", fileobj=self._raw, mode="wb", compresslevel=1, mtime=0)
         if not existing:
             self._file.write(header.to_json().encode() + b"\n")

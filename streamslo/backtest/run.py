@@ -63,6 +63,7 @@ def backtest(
 
     stats = replay(spec, beacons, start=header.start, end=header.end, eval_interval_s=eval_interval_s,
                    flush_interval_s=flush_interval_s, on_tick=tick, progress=progress)
+    timeline.finish()
     result = evaluate(spec, timeline, labelled)
     result["summary"] |= {
         "source": header.source, "start": header.start, "eval_interval_s": eval_interval_s,

@@ -4,9 +4,13 @@ Use :class:`Timeline` as the ``on_tick`` of :func:`streamslo.backtest.replay.rep
 At each tick it reads stage 2 the way the generated rules and the health
 endpoint read it:
 
-- per (SLO, tier, region): the long and short burn rates and whether the
-  tier's expression holds (``slo.budget.evaluate_tier``: same windows,
-  factor and low-traffic guard as ``alerts/alerting.py``'s rule);
+- per (SLO, region): the counters the generated SLI recording rules read
+  (latency count and the bucket at the threshold, or attempts and fatal
+  errors), as ``/metrics`` exposes them; :meth:`Timeline.finish` then
+  evaluates each tier's rule over them as Prometheus does
+  (``streamslo/backtest/promrate.py``: ``rate()`` over the long and short
+  windows, burn >= factor on both, ``increase()`` of the events over the
+  long window >= ``low_traffic_min_events``);
 - per (trigger, region): the engine's trigger state (``slo/health.py``:
   condition and breach) and the trigger's worst clause as a ratio to its
   limit (``alerts/trigger_signal.py``'s ``slo:trigger_ratio:max``; None
@@ -21,6 +25,7 @@ Example::
 
     timeline = Timeline(spec, start=header.start)
     replay(spec, beacons, start=header.start, on_tick=timeline)
+    timeline.finish()
     timeline.tiers[("errors", "fast", "eu-west-1")].holds[-1]
 """
 
@@ -28,10 +33,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from slo import conventions as c
 from slo import health
 from slo.health import ConditionFigure
 from slo.model import Spec
 from slo.stage2 import RegionSnapshot, Stage2
+from streamslo.backtest import promrate
 
 __all__ = ["TierSeries", "Timeline", "TriggerSeries"]
 
@@ -78,6 +87,11 @@ class Timeline:
         self.budget_spent: dict[tuple[str, str], list[float | None]] = {
             (slo.name, region): [] for slo in spec.slos for region in self.regions
         }
+        # (slo, region) -> per tick: [all events, good (latency bucket) or bad (errors)] counters.
+        self.counters: dict[tuple[str, str], tuple[list[float], list[float]]] = {
+            (slo.name, region): ([], []) for slo in spec.slos for region in self.regions
+        }
+        self._edges = spec.histogram_buckets_s
 
     def __call__(self, now: float, stage2: Stage2) -> None:
         snap = stage2.snapshot(now)
@@ -89,14 +103,7 @@ class Timeline:
         spec = self.spec
         for slo in spec.slos:
             s = snap.slos.get(slo.name) if snap else None
-            states = {t.tier: t for t in s.tiers} if s else {}
-            for resolved in spec.resolved_tiers(slo):
-                series = self.tiers[(slo.name, resolved.name, region)]
-                state = states.get(resolved.name)
-                has = state is not None and state.long_events > 0
-                series.long.append(state.long_burn if has and state else None)
-                series.short.append(state.short_burn if has and state else None)
-                series.holds.append(bool(state and state.firing))
+            self._count(slo.name, slo.sli, slo.threshold_s, region, snap)
             spent = None
             if s is not None and s.events.get(spec.period_s):
                 spent = 1.0 - s.budget_remaining
@@ -115,6 +122,46 @@ class Timeline:
             ts.ratio.append(_ratio(figures, trigger.min_events))
         verdict = health.region_health(spec, region, report, now)
         self.healthy[region].append(True if verdict is None else verdict.healthy)
+
+
+    def _count(self, slo: str, sli: str, threshold_s: float | None, region: str, snap: RegionSnapshot | None) -> None:
+        total, other = self.counters[(slo, region)]
+        series = snap.series.get((sli, self.spec.evaluate_kind)) if snap else None
+        if series is None:
+            total.append(np.nan)  # no series exposed yet: Prometheus has no sample
+            other.append(np.nan)
+        elif sli == c.SLI_ERRORS:
+            total.append(float(series.attempts))
+            other.append(float(series.errors))
+        else:
+            total.append(float(series.count))
+            other.append(float(series.le_counts[self._edges.index(threshold_s)]))
+
+    def finish(self) -> None:
+        """Evaluate every tier's generated rule over the recorded counters (see the module docstring)."""
+        t = np.asarray(self.t)
+        guard = self.spec.low_traffic_min_events
+        for slo in self.spec.slos:
+            for region in self.regions:
+                total, other = (np.asarray(v, dtype=np.float64) for v in self.counters[(slo.name, region)])
+                for resolved in self.spec.resolved_tiers(slo):
+                    burns = []
+                    for w in (resolved.tier.long_s, resolved.tier.short_s):
+                        all_rate = promrate.rate(t, total, w)
+                        bad_rate = promrate.rate(t, other, w) if slo.sli == c.SLI_ERRORS else \
+                            all_rate - promrate.rate(t, other, w)
+                        with np.errstate(divide="ignore", invalid="ignore"):
+                            burns.append(bad_rate / all_rate / slo.budget)
+                    events = promrate.increase(t, total, resolved.tier.long_s)
+                    factor = resolved.factor
+                    with np.errstate(invalid="ignore"):
+                        holds = (burns[0] >= factor) & (burns[1] >= factor)
+                        if guard > 0:
+                            holds &= events >= guard
+                    series = self.tiers[(slo.name, resolved.name, region)]
+                    series.long = [None if not np.isfinite(v) else float(v) for v in burns[0]]
+                    series.short = [None if not np.isfinite(v) else float(v) for v in burns[1]]
+                    series.holds = holds.tolist()
 
 
 def _ratio(figures: tuple[ConditionFigure, ...], min_events: int) -> float | None:
