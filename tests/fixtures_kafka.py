@@ -172,6 +172,13 @@ class Worker:
                 return pid
         return None
 
+    def notable_lines(self, n: int = 60) -> str:
+        """The last ``n`` log lines of stage 1, stage 2 and every warning or error."""
+        path = self.workdir / f"{self.name}.log"
+        lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+        keep = [ln for ln in lines if any(k in ln for k in ("stage1", "stage2", "WARN", "ERROR", "CRIT"))]
+        return "\n".join(keep[-n:])
+
     def log_tail(self, n: int = 40) -> str:
         path = self.workdir / f"{self.name}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:]) if path.exists() else ""
@@ -392,7 +399,13 @@ def progressing(worker: Worker) -> bool:
 def settle(worker: Worker, traffic: Traffic, pid: int | None, timeout: float = 90) -> float:
     """Wait for exact totals from the same, never restarted worker; return the seconds waited."""
     traffic.join(timeout)
-    waited = wait_until(lambda: traffic.exact(worker.scrape()) or not worker.alive(), timeout, "exact totals")
+    try:
+        waited = wait_until(lambda: traffic.exact(worker.scrape()) or not worker.alive(), timeout, "exact totals")
+    except AssertionError as exc:
+        samples = worker.scrape()
+        stream = {f"{n}{dict(lab)}": v for (n, lab), v in samples.items() if n.startswith("streamslo_stream_")}
+        raise AssertionError(f"{exc}: {traffic.totals(samples)} != {traffic.expected()}\n{stream}\n"
+                             f"{worker.log_tail(60)}\n{worker.notable_lines()}") from None
     assert worker.alive() and worker.pid == pid, f"the worker died or was restarted\n{worker.log_tail()}"
     samples = worker.scrape()
     assert traffic.totals(samples) == traffic.expected()

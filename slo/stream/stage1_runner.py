@@ -121,10 +121,7 @@ class Stage1Runner(ConsumerRebalanceListener):  # type: ignore[misc]
         common: dict[str, Any] = {"bootstrap_servers": s.bootstrap, "client_id": s.client_id}
         self._admin = AIOKafkaAdminClient(**common)
         await self._admin.start()
-        self._producer = AIOKafkaProducer(
-            acks="all", enable_idempotence=True, linger_ms=2, compression_type=None, **common
-        )
-        await self._producer.start()
+        await self._new_producer()
         self._consumer = AIOKafkaConsumer(
             group_id=STAGE1_GROUP,
             enable_auto_commit=False,
@@ -144,6 +141,18 @@ class Stage1Runner(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def stop(self) -> None:
         self._stopping.set()
+
+    async def _new_producer(self) -> None:
+        """(Re)create the idempotent producer: after a failed produce it may be unusable."""
+        s = self.settings
+        old, self._producer = self._producer, AIOKafkaProducer(
+            acks="all", enable_idempotence=True, linger_ms=2, compression_type=None,
+            bootstrap_servers=s.bootstrap, client_id=s.client_id,
+        )
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await old.stop()
+        await self._producer.start()
 
     async def _close(self) -> None:
         for client in (self._consumer, self._producer):
@@ -262,6 +271,10 @@ class Stage1Runner(ConsumerRebalanceListener):  # type: ignore[misc]
                         "committed offset", sorted(tp.partition for tp in cuts),
                         type(exc).__name__, exc)
             self._reset(list(cuts))
+            try:
+                await self._new_producer()
+            except Exception as err:  # broker still away: the next failed cut tries again
+                log.warning("stage1: could not restart the producer: %r", err)
             return
         self.cuts += len(cuts)
 

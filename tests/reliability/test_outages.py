@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -33,6 +34,14 @@ from tests.fixtures_kafka import (
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 PARTITIONS = 4
 SESSION_S = 6.0  # the worker's --session-timeout default (the broker's minimum)
+
+
+def applying_again(worker: Worker) -> Callable[[], bool]:
+    """A predicate: stage 2 applied a partial after this call (the pipeline flows again)."""
+    samples = worker.scrape()
+    assert samples, "the worker's /metrics did not answer"
+    base = metric_sum(samples, c.METRIC_STREAM_PARTIALS, stage="2", outcome="applied")
+    return lambda: metric_sum(worker.scrape(), c.METRIC_STREAM_PARTIALS, stage="2", outcome="applied") > base
 
 
 @pytest.fixture
@@ -65,9 +74,10 @@ def test_the_worker_stays_up_through_a_broker_kill_9_and_counts_exactly(stack, d
     time.sleep(down_s)
     broker.restart()
     outage = time.monotonic() - t0
-    recover = settle(worker, traffic, pid)
+    flowing = wait_until(applying_again(worker), 60, "stage 2 applying new partials again")
+    exact = settle(worker, traffic, pid)
     failed = metric_sum(worker.scrape(), c.METRIC_STREAM_FAILED_CUTS)
-    report("broker-kill", down_s=down_s, outage_s=outage, exact_after_s=recover,
+    report("broker-kill", down_s=down_s, outage_s=outage, flowing_after_s=flowing, exact_after_s=exact,
            failed_cuts=int(failed), producer_retries=traffic.retries, beacons=traffic.n)
 
 
@@ -84,10 +94,12 @@ def test_a_stage1_stall_beyond_the_session_timeout_is_survived(stack):
     finally:
         os.kill(child, signal.SIGCONT)
     stalled = time.monotonic() - t0
-    recover = settle(worker, traffic, pid)
+    flowing = wait_until(applying_again(worker), 60, "stage 2 applying new partials again")
+    exact = settle(worker, traffic, pid)
     assert worker.stage1_pid() == child, "the stage-1 child was replaced"
     failed = metric_sum(worker.scrape(), c.METRIC_STREAM_FAILED_CUTS)
-    report("stage1-stall", stall_s=stalled, exact_after_s=recover, failed_cuts=int(failed), beacons=traffic.n)
+    report("stage1-stall", stall_s=stalled, flowing_after_s=flowing, exact_after_s=exact,
+           failed_cuts=int(failed), beacons=traffic.n)
 
 
 def test_a_collector_kill_9_under_a_retrying_client_loses_no_acknowledged_beacon(stack, tmp_path):
