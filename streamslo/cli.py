@@ -17,6 +17,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("alerts.cli", "write Prometheus rules, promtool tests, Alertmanager config, dashboards"),
     "validate": ("streamslo.validate", "check an SLO spec; one line per problem"),
     "probe": ("streamslo.probe", "synthetic probe: HLS time-to-first-segment and interaction RTT"),
+    "simulate": ("streamslo.backtest.simulate", "write seeded synthetic traffic (a replay file) from a scenario"),
+    "backtest": ("streamslo.backtest.cli", "replay traffic through the engine, alerts and triggers; report"),
+    "record": ("streamslo.backtest.record", "record the beacons topic between two times into a replay file"),
 }
 
 

@@ -48,6 +48,7 @@ from slo.exposition import EngineCollector
 from slo.model import Spec
 from slo.spec import DEFAULT_SPEC_PATH, SpecError, load_spec
 from slo.stream.metrics import StreamCollector
+from streamslo.backtest.data import RecordingSink
 from streamslo.demo import DemoTraffic
 from streamslo.engine import Engine
 from streamslo.status import mount_status
@@ -65,18 +66,22 @@ def build_app(
     registry: CollectorRegistry | None = None,
     keys: frozenset[str] = frozenset(),
     cors_origins: Sequence[str] = (),
+    record: str | None = None,
 ) -> tuple[FastAPI, Engine]:
     """Assemble the embedded app; its lifespan runs the engine (and the demo traffic).
 
     With ``keys``, beacons must carry one of them (as in ``streamslo collector``);
     without, any beacon is taken, with or without a key (a production SDK's key
-    is ignored, not refused). Raises ``ConfigError`` for unusable keys.
+    is ignored, not refused). Raises ``ConfigError`` for unusable keys. With
+    ``record``, every accepted beacon is also appended to that replay file
+    (``streamslo/backtest/data.py``).
     """
     registry = registry if registry is not None else CollectorRegistry()
     engine = Engine(spec, flush_interval_s=flush_interval_s)
     config = CollectorConfig(regions=tuple(spec.regions), keys=keys, require_key=bool(keys),
                              cors_origins=tuple(cors_origins))
-    app = create_app(config, InProcessExporter(engine.sink), registry)
+    recorder = RecordingSink(engine.sink, record) if record else None
+    app = create_app(config, InProcessExporter(recorder or engine.sink), registry)
     if not keys:
         app.ingest = _KeyIgnored(app.ingest)  # type: ignore[attr-defined]
     registry.register(EngineCollector(engine.snapshot, spec))
@@ -121,6 +126,8 @@ def build_app(
                         await task
                 if client is not None:
                     await client.aclose()
+                if recorder is not None:
+                    recorder.close()
 
     app.router.lifespan_context = lifespan
     app.state.engine = engine
@@ -191,6 +198,8 @@ def main(argv: list[str]) -> int:
                         help=f"ingest keys, one per line (also ${ENV_KEYS}); beacons must then carry one")
     parser.add_argument("--cors-origin", action="append", default=[], metavar="URL",
                         help="browser origin allowed to send beacons (repeatable), e.g. a player in dev")
+    parser.add_argument("--record", default=None, metavar="FILE",
+                        help="also append every accepted beacon to this replay file (streamslo backtest --data)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
 
@@ -227,7 +236,8 @@ def main(argv: list[str]) -> int:
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     demo = args.demo or bool(args.incident)
     app, _ = build_app(spec, demo=demo, incidents=args.incident, flush_interval_s=args.flush_interval,
-                       demo_beacons_per_s=args.demo_rate, keys=keys, cors_origins=args.cors_origin)
+                       demo_beacons_per_s=args.demo_rate, keys=keys, cors_origins=args.cors_origin,
+                       record=args.record)
     base = f"http://{args.host}:{args.port}"
     print(f"streamslo run: spec {spec.name!r} ({len(spec.slos)} SLOs, regions {', '.join(spec.regions)})"
           f"{', demo traffic on' if demo else ''}{f', {len(keys)} ingest key(s)' if keys else ''}\n"

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -35,7 +36,8 @@ import msgspec
 
 from slo.beacon import Beacon, encode
 
-__all__ = ["FORMAT_VERSION", "Header", "Incident", "ReplayWriter", "load_incidents", "read", "read_header"]
+__all__ = ["FORMAT_VERSION", "Header", "Incident", "RecordingSink", "ReplayWriter", "load_incidents", "read",
+           "read_header"]
 
 FORMAT_VERSION = 1
 _decoder = msgspec.json.Decoder(Beacon)
@@ -160,3 +162,43 @@ def load_incidents(path: str | Path) -> list[Incident]:
     if not isinstance(doc, dict) or not isinstance(doc.get("incidents"), list):
         raise ValueError(f"{path}: expected an object with a list 'incidents'")
     return _incidents(doc["incidents"])
+
+
+class RecordingSink:
+    """A beacon sink that also appends each beacon to a replay file: ``streamslo run --record FILE``.
+
+    Wraps the in-process exporter's sink (the engine's), so only beacons the
+    collector accepted are written, after the engine took them. The gzip
+    stream is flushed at most once a second (a killed process loses at most
+    that much); an existing file is appended to (its header stays).
+
+    Example::
+
+        sink = RecordingSink(engine.sink, "live.jsonl.gz")
+        InProcessExporter(sink)
+        ...
+        sink.close()
+    """
+
+    def __init__(self, sink: Callable[[Beacon], None], path: str | Path, *, clock: Callable[[], float] = time.time,
+                 flush_every_s: float = 1.0) -> None:
+        self._sink = sink
+        self._clock = clock
+        self._writer = ReplayWriter(path, Header(start=clock(), source="run"), append=True)
+        self._every = flush_every_s
+        self._flushed_at = clock()
+
+    def __call__(self, beacon: Beacon) -> None:
+        self._sink(beacon)
+        self._writer.write(beacon)
+        now = self._clock()
+        if now - self._flushed_at >= self._every:
+            self._writer.flush()
+            self._flushed_at = now
+
+    @property
+    def count(self) -> int:
+        return self._writer.count
+
+    def close(self) -> None:
+        self._writer.close()
