@@ -146,7 +146,8 @@ def collector_app(kafka: str | None) -> Any:
     from collector.exporters import InProcessExporter, KafkaExporter
 
     cfg = CollectorConfig(regions=("eu-west-1", "us-east-1"), keys=frozenset({KEY}), rate_per_key=0)
-    exporter = KafkaExporter(kafka, TOPIC) if kafka else InProcessExporter(lambda b: None)
+    topic = os.environ.get("BENCH_TOPIC", TOPIC)  # --vs-otel: a fresh topic per round, for exact counts
+    exporter = KafkaExporter(kafka, topic) if kafka else InProcessExporter(lambda b: None)
     return create_app(cfg, exporter)
 
 
@@ -397,14 +398,14 @@ def bench_leg(leg: str, args: argparse.Namespace, kafka: str | None,
 
 
 def start_server(leg: str, args: argparse.Namespace, kafka: str | None,
-                 otlp: str | None) -> tuple[subprocess.Popen[bytes], int]:
+                 otlp: str | None, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     cmd = [sys.executable, __file__, "--serve", leg, "--port", str(port), "--server", args.server]
     if args.no_pin:
         cmd.append("--no-pin")
     if kafka:
         cmd += ["--kafka", kafka]
-    return subprocess.Popen(cmd, cwd=ROOT, env=server_env(leg, args, otlp)), port
+    return subprocess.Popen(cmd, cwd=ROOT, env={**server_env(leg, args, otlp), **(env or {})}), port
 
 
 def bench_pair(legs: tuple[str, str], args: argparse.Namespace, kafka: str | None,
@@ -497,6 +498,8 @@ def main(argv: list[str] | None = None) -> int:
                         "and compare their CPU per beacon, --rounds times")
     p.add_argument("--bsp-delay-ms", type=int, default=None,
                    help="OTEL_BSP_SCHEDULE_DELAY of *_traced legs (SDK default 5000)")
+    p.add_argument("--vs-otel", action="store_true",
+                   help="pair the collector with an OpenTelemetry Collector (bench/otel.py), --rounds times")
     args = p.parse_args(argv)
     if args.serve:
         serve(args.serve, args.port, args.kafka, not args.no_pin, args.server)
@@ -510,6 +513,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_pin and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {1})
     legs = args.paired.split(",") if args.paired else args.legs.split(",")
+    if args.vs_otel:
+        legs = ["kafka", "inprocess"]
     if args.paired and len(legs) != 2:
         p.error("--paired takes exactly two legs, A,B")
     results: list[dict[str, Any]] = []
@@ -529,6 +534,14 @@ def main(argv: list[str] | None = None) -> int:
                 kafka = broker.bootstrap
             create_topic(kafka, TOPIC, 4)
             warm_broker(kafka)
+        if args.vs_otel:
+            from bench.otel import vs_otel_main
+
+            fields = vs_otel_main(args, kafka)
+            # Not measured by this script yet (no --workers in `streamslo collector`).
+            print("RESULT " + " ".join([f"server={args.server}", f"concurrency={args.concurrency}",
+                                        f"events_per_beacon={EVENTS}", *fields, "workers2_vs_1=nan"]))
+            return 0
         if args.paired:
             fields = paired_main(args, kafka, sink.endpoint if sink is not None else None, sink)
             print("RESULT " + " ".join([f"server={args.server}", f"concurrency={args.concurrency}",
