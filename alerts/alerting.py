@@ -25,16 +25,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from alerts import promql
-from alerts.recording import Group, Rule, meta_group, sli_group, slo_labels
+from alerts.recording import (
+    Group,
+    Rule,
+    counts_group,
+    long_window_group,
+    meta_group,
+    sli_group,
+    slo_labels,
+)
 from alerts.trigger_signal import autoscaling_group
 from slo import conventions as c
 from slo.durations import format_duration
 from slo.model import SLO, Condition, ResolvedTier, Spec, Tier, Trigger
 
 __all__ = [
+    "BURN_LABELS",
     "PIPELINE",
     "RUNBOOK_ANCHORS",
     "PipelineThresholds",
+    "alert_label_names",
     "all_groups",
     "burn_alert_name",
     "burn_group",
@@ -74,6 +84,24 @@ class PipelineThresholds:
 
 PIPELINE = PipelineThresholds()
 
+# What a burn-rate expression yields per series; the rule adds severity and tier.
+BURN_LABELS = (c.LABEL_REGION, c.LABEL_SLI, c.LABEL_SLO)
+
+
+def alert_label_names(spec: Spec) -> dict[str, frozenset[str]]:
+    """Every alert name of ``spec`` -> the exact label names it fires with.
+
+    The table of docs/alerting.md ("Alert labels"); the tests evaluate every
+    generated alert in promtool against it.
+    """
+    base = {"alertname", c.LABEL_SEVERITY}
+    out = {burn_alert_name(t): frozenset(base | {*BURN_LABELS, c.LABEL_TIER}) for t in spec.tiers}
+    out |= {trigger_alert_name(t): frozenset(base | {c.LABEL_REGION, c.LABEL_TRIGGER}) for t in spec.triggers}
+    out[c.ALERT_NO_DATA] = frozenset(base | {c.LABEL_REGION})
+    out[c.ALERT_INGEST_REFUSALS] = frozenset(base)
+    out[c.ALERT_CONSUMER_LAG] = frozenset(base)
+    return out
+
 
 def _camel(name: str) -> str:
     return "".join(part.capitalize() for part in name.replace("-", "_").replace(".", "_").split("_"))
@@ -105,7 +133,11 @@ def _burn_expr(spec: Spec, slo: SLO, resolved: ResolvedTier) -> str:
     factor = promql.fmt_number(resolved.factor)
     long_w, short_w = format_duration(resolved.tier.long_s), format_duration(resolved.tier.short_s)
     on = (c.LABEL_REGION, c.LABEL_SLO)
-    long_burn = promql.selector(c.burn_rate_record(long_w), **{c.LABEL_SLO: slo.name})
+    # `and` keeps the left operand's labels: aggregate the long-window record
+    # to the documented set so its `window` label never reaches the alert.
+    long_burn = promql.max_by(
+        BURN_LABELS, promql.selector(c.burn_rate_record(long_w), **{c.LABEL_SLO: slo.name})
+    )
     short_burn = promql.selector(c.burn_rate_record(short_w), **{c.LABEL_SLO: slo.name})
     expr = promql.and_on(f"{long_burn} >= {factor}", f"{short_burn} >= {factor}", on)
     if spec.low_traffic_min_events > 0:
@@ -307,10 +339,17 @@ def pipeline_group(spec: Spec, runbook_base: str) -> Group:
     return {"name": c.GROUP_PIPELINE_ALERTS, "rules": rules}
 
 
-def all_groups(spec: Spec, runbook_base: str) -> list[dict[str, Any]]:
-    """Every rule group of ``rules.yml``, in evaluation order."""
+def all_groups(spec: Spec, runbook_base: str, raw_long_windows: bool = False) -> list[dict[str, Any]]:
+    """Every rule group of ``rules.yml``, in evaluation order.
+
+    ``raw_long_windows`` reads the >= 1d windows from raw samples instead of
+    hourly counts (``alerts/long_windows.py``): only for benchmarks.
+    """
+    counted = [] if raw_long_windows else [counts_group(spec), long_window_group(spec)]
     groups = [
-        sli_group(spec),
+        *(g for g in counted[:1] if g["rules"]),
+        sli_group(spec, raw_long_windows),
+        *(g for g in counted[1:] if g["rules"]),
         meta_group(spec),
         burn_group(spec, runbook_base),
         trigger_group(spec, runbook_base),

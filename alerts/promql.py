@@ -1,4 +1,4 @@
-"""The one small PromQL builder that recording rules, alerts and dashboards share.
+r"""The one small PromQL builder that recording rules, alerts and dashboards share.
 
 Use these functions instead of writing PromQL by hand, so a metric or label
 rename in ``slo/conventions.py`` reaches every rule and panel, and the SLI
@@ -8,6 +8,8 @@ maths (bad = total - good-bucket) lives in exactly one place.
 'streamslo_playback_errors_total{kind="rum",region="eu-west-1"}'
 >>> le_label(1.0)
 '1.0'
+>>> print(le_pattern(1.0))
+1(\.0*)?
 
 Everything here is plain strings: no Prometheus types, no I/O.
 """
@@ -25,16 +27,21 @@ __all__ = [
     "error_ratio",
     "events_in_window",
     "fmt_number",
+    "good_bucket",
     "good_events_rate",
     "increase",
     "le_label",
+    "le_pattern",
+    "max_by",
     "quantile_gauge",
     "quantile_label",
     "rate",
     "region_selector",
     "selector",
+    "selector_re",
     "sli_error_ratio",
     "sum_by",
+    "total_events",
     "total_events_rate",
 ]
 
@@ -53,12 +60,46 @@ def le_label(threshold_s: float) -> str:
     return str(floatToGoString(threshold_s))  # type: ignore[no-untyped-call]
 
 
+def le_pattern(threshold_s: float) -> str:
+    r"""An RE2 pattern matching every decimal spelling of bucket edge ``threshold_s``.
+
+    Use it (through :func:`good_bucket`) instead of ``le="..."``: exporters
+    format edges differently (prometheus_client writes ``1.0``, Go's client
+    ``1``, some pad with zeros, ``0.20``), and a string selector that misses
+    the exporter's spelling silently counts every event as bad. Exponent
+    spellings (``2e-01``) are not matched: clients use them only outside 1e-4..1e21.
+
+    >>> le_pattern(0.2), le_pattern(300.0)
+    ('0\\.20*', '300(\\.0*)?')
+    """
+    text = f"{threshold_s:.12f}".rstrip("0").rstrip(".")
+    whole, _, fraction = text.partition(".")
+    if fraction:
+        return f"{whole}\\.{fraction}0*"
+    return f"{whole}(\\.0*)?"
+
+
 def selector(metric: str, **labels: str) -> str:
     """``metric{a="x",b="y"}`` with labels sorted (deterministic output)."""
-    if not labels:
+    return selector_re(metric, labels, {})
+
+
+def _quote(value: str) -> str:
+    """A PromQL double-quoted string: backslashes and quotes escaped."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def selector_re(metric: str, labels: dict[str, str], patterns: dict[str, str]) -> str:
+    r"""``metric{a="x",le=~"p"}``: equality and regex matchers, sorted by label.
+
+    >>> print(selector_re("m", {"a": "x"}, {"le": le_pattern(1.0)}))
+    m{a="x",le=~"1(\\.0*)?"}
+    """
+    matchers = [(k, f'{k}="{v}"') for k, v in labels.items()]
+    matchers += [(k, f"{k}=~{_quote(v)}") for k, v in patterns.items()]
+    if not matchers:
         return metric
-    inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    return f"{metric}{{{inner}}}"
+    return f"{metric}{{{','.join(m for _, m in sorted(matchers))}}}"
 
 
 def rate(series: str, window: str) -> str:
@@ -71,6 +112,10 @@ def increase(series: str, window: str) -> str:
 
 def sum_by(labels: tuple[str, ...] | list[str], expr: str) -> str:
     return f"sum by ({', '.join(labels)}) ({expr})"
+
+
+def max_by(labels: tuple[str, ...] | list[str], expr: str) -> str:
+    return f"max by ({', '.join(labels)}) ({expr})"
 
 
 def and_on(left: str, right: str, labels: tuple[str, ...]) -> str:
@@ -96,8 +141,22 @@ def good_events_rate(slo: SLO, window: str, kind: str) -> str:
     """Per-region rate of good latency events: the histogram bucket at the threshold."""
     if slo.threshold_s is None:
         raise ValueError(f"SLO {slo.name!r} has no latency threshold")
-    labels = _latency_labels(slo, kind) | {c.LABEL_LE: le_label(slo.threshold_s)}
-    return sum_by((c.LABEL_REGION,), rate(selector(c.METRIC_LATENCY_BUCKET, **labels), window))
+    return sum_by((c.LABEL_REGION,), rate(good_bucket(slo, kind), window))
+
+
+def good_bucket(slo: SLO, kind: str) -> str:
+    """The histogram bucket series at the SLO's threshold, whatever the ``le`` spelling."""
+    if slo.threshold_s is None:
+        raise ValueError(f"SLO {slo.name!r} has no latency threshold")
+    patterns = {c.LABEL_LE: le_pattern(slo.threshold_s)}
+    return selector_re(c.METRIC_LATENCY_BUCKET, _latency_labels(slo, kind), patterns)
+
+
+def total_events(slo: SLO, kind: str) -> str:
+    """The counter of every event an SLO counts: latency observations or playback attempts."""
+    if slo.is_latency:
+        return selector(c.METRIC_LATENCY_COUNT, **_latency_labels(slo, kind))
+    return selector(c.METRIC_ATTEMPTS, **{c.LABEL_KIND: kind})
 
 
 def bad_events_rate(slo: SLO, window: str, kind: str) -> str:

@@ -23,7 +23,9 @@ __all__ = ["GROUP_ORDER", "Series", "TestGroup", "expected", "num", "ramp", "ser
 # first so an alert sees the records of the same evaluation, as the tier
 # steps (up to hours) are far longer than the 5m lookback.
 GROUP_ORDER = [
+    c.GROUP_SLI_COUNTS,
     c.GROUP_SLI_RECORDINGS,
+    c.GROUP_SLI_LONG_WINDOWS,
     c.GROUP_META_RECORDINGS,
     c.GROUP_BURN_ALERTS,
     c.GROUP_TRIGGER_ALERTS,

@@ -20,7 +20,7 @@ rules *.test.yml`` (next to ``rules.yml``) then checks, with synthetic series:
 
 Everything is computed from the spec and the same rule builders that write
 ``rules.yml``; nothing is hand-written. Evaluation times stay off window
-edges (DESIGN §7: promtool 2.42 range selectors differ at edges).
+edges (promtool 2.42's range selectors are closed at both ends).
 
 >>> from slo.spec import load_spec
 >>> spec, _ = load_spec()
@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from alerts import alerting, promql, promtool_pipeline
+from alerts import alerting, long_windows, promql, promtool_pipeline
 from alerts import promtool_series as ps
 from slo import conventions as c
 from slo.durations import format_duration
@@ -69,6 +69,10 @@ def tier_step(tier: Tier) -> int:
     which is why each tier gets its own file and step.
     """
     windows = (int(tier.long_s), int(tier.short_s))
+    if long_windows.is_counted(tier.long_s):
+        # A counted window sums one count per aligned hour: the step must
+        # land on every hour (alerts/long_windows.py).
+        windows += (long_windows.INTERVAL_S,)
     for step in range(max(1, windows[1] // 2), 0, -1):
         if all(w % step == 0 for w in windows):
             return step
@@ -121,10 +125,7 @@ def burn_test(spec: Spec, slo: SLO, resolved: ResolvedTier, step: int, runbook_b
     if guard > 0:
         quiet = guard / (2 * long_n)
         series += ps.sli_series(slo, kind, REGIONS["quiet"], quiet, fire_ratio, history, total - history)
-    firing = ps.expected(
-        rule,
-        {c.LABEL_REGION: REGIONS["incident"], c.LABEL_WINDOW: format_duration(tier.long_s)},
-    )
+    firing = ps.expected(rule, {c.LABEL_REGION: REGIONS["incident"]})
     name = rule["alert"]
 
     def at(n: int) -> str:

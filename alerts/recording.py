@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from alerts import long_windows as long_windows_mod
 from alerts import promql
 from slo import conventions as c
 from slo.durations import format_duration
@@ -32,7 +33,16 @@ from slo.model import SLO, Spec
 Rule = dict[str, Any]
 Group = dict[str, Any]
 
-__all__ = ["Group", "Rule", "long_windows", "meta_group", "sli_group", "slo_labels"]
+__all__ = [
+    "Group",
+    "Rule",
+    "counts_group",
+    "long_window_group",
+    "long_windows",
+    "meta_group",
+    "sli_group",
+    "slo_labels",
+]
 
 
 def slo_labels(slo: SLO, window: str | None = None) -> dict[str, str]:
@@ -52,29 +62,59 @@ def _sorted_slos(spec: Spec) -> list[SLO]:
     return sorted(spec.slos, key=lambda s: s.name)
 
 
-def sli_group(spec: Spec) -> Group:
-    """SLI error ratios for every alert window, and event counts for every long window."""
+def sli_group(spec: Spec, raw_long_windows: bool = False) -> Group:
+    """SLI error ratios and event counts for every window shorter than a counted one.
+
+    The long windows (>= 1d) are in :func:`long_window_group`; with
+    ``raw_long_windows`` they stay here, read from raw samples (the rules as
+    they were before counted windows; ``bench/bench_rules.py`` compares both).
+    """
     rules: list[Rule] = []
     for slo in _sorted_slos(spec):
-        for seconds in spec.alert_windows_s:
-            window = format_duration(seconds)
-            rules.append(
-                {
-                    "record": c.sli_error_record(window),
-                    "expr": promql.sli_error_ratio(slo, window, spec.evaluate_kind),
-                    "labels": slo_labels(slo, window),
-                }
-            )
-        for seconds in long_windows(spec):
-            window = format_duration(seconds)
-            rules.append(
-                {
-                    "record": c.events_record(window),
-                    "expr": promql.events_in_window(slo.sli, window, spec.evaluate_kind),
-                    "labels": slo_labels(slo, window),
-                }
-            )
+        rules += [
+            _ratio_rule(slo, s, promql.sli_error_ratio(slo, format_duration(s), spec.evaluate_kind))
+            for s in spec.alert_windows_s
+            if raw_long_windows or not long_windows_mod.is_counted(s)
+        ]
+        rules += [
+            _events_rule(slo, s, promql.events_in_window(slo.sli, format_duration(s), spec.evaluate_kind))
+            for s in long_windows(spec)
+            if raw_long_windows or not long_windows_mod.is_counted(s)
+        ]
     return {"name": c.GROUP_SLI_RECORDINGS, "rules": rules}
+
+
+def long_window_group(spec: Spec) -> Group:
+    """Error ratios and event counts of the counted windows, summed from hourly counts."""
+    rules: list[Rule] = []
+    for slo in _sorted_slos(spec):
+        rules += [
+            _ratio_rule(slo, s, long_windows_mod.error_ratio(slo, s))
+            for s in spec.alert_windows_s
+            if long_windows_mod.is_counted(s)
+        ]
+        rules += [
+            _events_rule(slo, s, long_windows_mod.events(slo, s))
+            for s in long_windows(spec)
+            if long_windows_mod.is_counted(s)
+        ]
+    return {"name": c.GROUP_SLI_LONG_WINDOWS, "rules": rules}
+
+
+def counts_group(spec: Spec) -> Group:
+    """The hourly bad and total event counts the counted windows sum."""
+    labels = {slo.name: slo_labels(slo) for slo in spec.slos}
+    return long_windows_mod.counts_group(spec, labels)
+
+
+def _ratio_rule(slo: SLO, seconds: float, expr: str) -> Rule:
+    window = format_duration(seconds)
+    return {"record": c.sli_error_record(window), "expr": expr, "labels": slo_labels(slo, window)}
+
+
+def _events_rule(slo: SLO, seconds: float, expr: str) -> Rule:
+    window = format_duration(seconds)
+    return {"record": c.events_record(window), "expr": expr, "labels": slo_labels(slo, window)}
 
 
 def meta_group(spec: Spec) -> Group:

@@ -114,13 +114,23 @@ REFUSAL_REASONS: Final = (
     REASON_UNSUPPORTED_MEDIA,
 )
 
-# --- Recording rules (Sloth's shape) -----------------------------------------
-RECORD_SLI_ERROR_PREFIX: Final = "slo:sli_error:ratio_rate"
-RECORD_OBJECTIVE: Final = "slo:objective:ratio"
-RECORD_ERROR_BUDGET: Final = "slo:error_budget:ratio"
-RECORD_BURN_RATE_PREFIX: Final = "slo:burn_rate:ratio_rate"
-RECORD_BUDGET_REMAINING: Final = "slo:period_error_budget_remaining:ratio"
-RECORD_EVENTS_PREFIX: Final = "slo:sli_events:count"
+# --- Recording rules (Sloth's shape, own namespace) ----------------------------
+# `streamslo:`, not Sloth's `slo:`: our label schema differs from Sloth's
+# (per-region series, no sloth_id/sloth_service), so one Prometheus running both
+# must never mix the two families (docs/alerting.md, "Record names").
+RECORD_NAMESPACE: Final = "streamslo"
+RECORD_SLI_ERROR_PREFIX: Final = "streamslo:sli_error:ratio_rate"
+RECORD_OBJECTIVE: Final = "streamslo:objective:ratio"
+RECORD_ERROR_BUDGET: Final = "streamslo:error_budget:ratio"
+RECORD_BURN_RATE_PREFIX: Final = "streamslo:burn_rate:ratio_rate"
+RECORD_BUDGET_REMAINING: Final = "streamslo:period_error_budget_remaining:ratio"
+RECORD_EVENTS_PREFIX: Final = "streamslo:sli_events:count"
+# Long windows from recorded counts: bad and total SLI events per recording
+# interval, summed over the window (alerts/long_windows.py).
+RECORD_BAD_INCREASE_PREFIX: Final = "streamslo:sli_bad_events:increase"
+RECORD_TOTAL_INCREASE_PREFIX: Final = "streamslo:sli_events:increase"
+GROUP_SLI_COUNTS: Final = "streamslo-sli-counts"
+GROUP_SLI_LONG_WINDOWS: Final = "streamslo-sli-long-windows"
 
 # --- Rule groups --------------------------------------------------------------
 GROUP_SLI_RECORDINGS: Final = "streamslo-sli-recordings"

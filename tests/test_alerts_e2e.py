@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from alerts.generate import Options, generate
+from slo import conventions as c
 from slo.spec import load_spec
 from tests.fixtures_prometheus import Server, free_port
 from tests.test_embedded import embedded_server
@@ -156,7 +157,7 @@ def test_incident_pages_exactly_its_region_then_resolves_and_dashboards_have_dat
     )
     _wait(lambda: _query(prom, 'up{job="streamslo"} == 1'), 30, "Prometheus did not scrape the pipeline")
     # A healthy baseline: both regions report, nothing pages.
-    _wait(lambda: len(_query(prom, "slo:sli_error:ratio_rate1m")) >= 2 * len(spec.slos), 60, "no SLI records")
+    _wait(lambda: len(_query(prom, c.sli_error_record("1m"))) >= 2 * len(spec.slos), 60, "no SLI records")
     time.sleep(10)
     assert _triggers(sink) == [], "a page arrived before any incident"
 

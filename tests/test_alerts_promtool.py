@@ -75,12 +75,12 @@ def test_generated_promtool_tests_pass(spec_path: str, test_file: str, tmp_path:
 MUTATIONS = [
     (
         "rules.tier-fast.test.yml",
-        lambda rules: re.sub(r"slo:sli_events:count1m\{slo=\"ttff-p90\"\} >= 20", 'slo:sli_events:count1m{slo="ttff-p90"} >= 0', rules),
+        lambda rules: re.sub(r"streamslo:sli_events:count1m\{slo=\"ttff-p90\"\} >= 20", 'streamslo:sli_events:count1m{slo="ttff-p90"} >= 0', rules),
         "ttff-p90",
     ),
     (
         "rules.tier-fast.test.yml",
-        lambda rules: rules.replace('slo:burn_rate:ratio_rate1m{slo="ttff-p90"} >= 9', 'slo:burn_rate:ratio_rate1m{slo="ttff-p90"} >= 14.4'),
+        lambda rules: rules.replace('streamslo:burn_rate:ratio_rate1m{slo="ttff-p90"}) >= 9', 'streamslo:burn_rate:ratio_rate1m{slo="ttff-p90"}) >= 14.4'),
         "ttff-p90",
     ),
     (
@@ -90,7 +90,7 @@ MUTATIONS = [
     ),
     (
         "rules.tier-fast.test.yml",
-        lambda rules: rules.replace('le="0.15"', 'le="0.2"'),
+        lambda rules: rules.replace('le=~"0\\\\.150*"', 'le=~"0\\\\.20*"'),
         "ttff-p90",
     ),
     (
