@@ -39,7 +39,7 @@ from slo.model import TARGET_HPA, Spec, Trigger
 from streamslo.backtest.data import Incident
 from streamslo.backtest.timeline import Timeline
 
-__all__ = ["Firing", "evaluate", "failover", "held", "hpa_trajectory", "intervals", "prometheus_alert"]
+__all__ = ["Firing", "evaluate", "failover", "held", "hpa_trajectory", "intervals", "match", "prometheus_alert"]
 
 Interval = tuple[float, float | None]
 
@@ -134,7 +134,8 @@ def hpa_trajectory(t: list[float], value: list[float | None], hpa_spec: dict[str
     return out
 
 
-def _match(region: str, span: Interval, incidents: list[Incident], grace_s: float) -> Incident | None:
+def match(region: str, span: Interval, incidents: list[Incident], grace_s: float) -> Incident | None:
+    """The first incident of ``region`` that a firing starting at ``span[0]`` detects, if any."""
     fired = span[0]
     for inc in incidents:
         if inc.covers(region) and inc.start_s <= fired <= inc.end_s + grace_s:
@@ -150,7 +151,7 @@ def _firings(spec: Spec, timeline: Timeline, incidents: list[Incident]) -> list[
             for region in timeline.regions:
                 series = timeline.tiers[(slo.name, resolved.name, region)]
                 for span in prometheus_alert(timeline.t, series.holds, resolved.tier.for_s):
-                    inc = _match(region, span, incidents, resolved.tier.long_s)
+                    inc = match(region, span, incidents, resolved.tier.long_s)
                     out.append(Firing(name, slo.name, resolved.name, None, region, resolved.tier.severity,
                                       span[0], span[1], inc.name if inc else None,
                                       span[0] - inc.start_s if inc else None))
@@ -158,7 +159,7 @@ def _firings(spec: Spec, timeline: Timeline, incidents: list[Incident]) -> list[
         for region in timeline.regions:
             ts = timeline.triggers[(trigger.name, region)]
             for span in intervals(timeline.t, ts.active):
-                inc = _match(region, span, incidents, trigger.window_s + trigger.for_s)
+                inc = match(region, span, incidents, trigger.window_s + trigger.for_s)
                 out.append(Firing(alerting.trigger_alert_name(trigger), None, None, trigger.name, region,
                                   alerting.trigger_severity(trigger), span[0], span[1],
                                   inc.name if inc else None, span[0] - inc.start_s if inc else None))

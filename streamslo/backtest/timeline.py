@@ -53,6 +53,7 @@ class TierSeries:
     long: list[float | None] = field(default_factory=list)
     short: list[float | None] = field(default_factory=list)
     holds: list[bool] = field(default_factory=list)
+    enough: list[bool] = field(default_factory=list)  # the low-traffic guard held
 
 
 @dataclass
@@ -62,6 +63,9 @@ class TriggerSeries:
     condition: list[bool] = field(default_factory=list)
     active: list[bool] = field(default_factory=list)
     ratio: list[float | None] = field(default_factory=list)
+    # What stage 2 decided on: each clause's figure and the region's last data (the sweep re-decides).
+    figures: list[tuple[ConditionFigure, ...]] = field(default_factory=list)
+    last_data_at: list[float | None] = field(default_factory=list)
 
 
 class Timeline:
@@ -120,6 +124,8 @@ class Timeline:
             ts.active.append(bool(trig and trig.active))
             figures = report.figures.get(trigger.name, ()) if report else ()
             ts.ratio.append(_ratio(figures, trigger.min_events))
+            ts.figures.append(figures)
+            ts.last_data_at.append(report.last_data_at if report else None)
         verdict = health.region_health(spec, region, report, now)
         self.healthy[region].append(True if verdict is None else verdict.healthy)
 
@@ -156,12 +162,13 @@ class Timeline:
                     factor = resolved.factor
                     with np.errstate(invalid="ignore"):
                         holds = (burns[0] >= factor) & (burns[1] >= factor)
-                        if guard > 0:
-                            holds &= events >= guard
+                        enough = events >= guard if guard > 0 else np.ones_like(holds)
+                    holds &= enough
                     series = self.tiers[(slo.name, resolved.name, region)]
                     series.long = [None if not np.isfinite(v) else float(v) for v in burns[0]]
                     series.short = [None if not np.isfinite(v) else float(v) for v in burns[1]]
                     series.holds = holds.tolist()
+                    series.enough = enough.tolist()
 
 
 def _ratio(figures: tuple[ConditionFigure, ...], min_events: int) -> float | None:
