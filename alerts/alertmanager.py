@@ -1,26 +1,33 @@
 """Alertmanager configuration: ``page`` to PagerDuty Events API v2, ``ticket`` to a webhook.
 
 Use :func:`config` to get the ``alertmanager.yml`` document. Alerts are grouped
-by alert name, SLO and region (one incident per SLO per region), and a page
-inhibits the ticket of the same SLO and region: the fast tiers already woke
-someone, the slow tiers' ticket would be noise.
+by alert name, SLO and region (one incident per SLO per region). Which alert
+silences which is the explicit matrix :data:`INHIBITIONS` (docs/alerting.md,
+"Inhibition"): every rule names its source and target alerts by name and
+lists in ``equal`` only labels both sides carry, so two *missing* labels
+(which Alertmanager treats as equal) can never pair unrelated alerts.
 
 >>> config()["route"]["group_by"]
 ['alertname', 'slo', 'region']
+>>> [i.name for i in INHIBITIONS][0]
+'a burn page silences the burn ticket of the same SLO and region'
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from slo import conventions as c
 
 __all__ = [
+    "INHIBITIONS",
     "PAGERDUTY_EVENTS_URL",
     "RECEIVER_PAGE",
     "RECEIVER_TICKET",
     "ROUTING_KEY_FILE",
     "TICKET_WEBHOOK_URL",
+    "Inhibition",
     "config",
 ]
 
@@ -34,6 +41,54 @@ GROUP_BY = ["alertname", c.LABEL_SLO, c.LABEL_REGION]
 
 def _matcher(label: str, value: str) -> str:
     return f'{label}="{value}"'
+
+
+def _burn(severity: str) -> list[str]:
+    return [f'alertname=~"{c.ALERT_BURN_RATE}.+"', _matcher(c.LABEL_SEVERITY, severity)]
+
+
+def _named(alertname: str) -> list[str]:
+    return [_matcher("alertname", alertname)]
+
+
+@dataclass(frozen=True)
+class Inhibition:
+    """One cell of the matrix that is "silences": source alerts, target alerts, shared labels."""
+
+    name: str
+    source: list[str]
+    target: list[str]
+    equal: list[str]
+
+    def rule(self) -> dict[str, Any]:
+        return {"source_matchers": self.source, "target_matchers": self.target, "equal": self.equal}
+
+
+# Every other pair of alerts never silences each other (tests/test_alertmanager_inhibition.py
+# checks every cell on a real Alertmanager).
+INHIBITIONS = [
+    Inhibition(
+        "a burn page silences the burn ticket of the same SLO and region",
+        _burn(c.SEVERITY_PAGE),
+        _burn(c.SEVERITY_TICKET),
+        [c.LABEL_SLO, c.LABEL_REGION],
+    ),
+    # Moving a region's viewers away makes adding capacity there moot.
+    Inhibition(
+        "a region failover silences the scale-out of the same region",
+        _named(c.ALERT_FAILOVER),
+        _named(c.ALERT_SCALE_OUT),
+        [c.LABEL_REGION],
+    ),
+    # A stream falling behind stops every region's rates at once: one cause,
+    # one alert (lag has no region label, so it silences every region's).
+    Inhibition(
+        "growing consumer lag silences the no-data tickets of every region",
+        _named(c.ALERT_CONSUMER_LAG),
+        _named(c.ALERT_NO_DATA),
+        [],
+    ),
+]
 
 
 def config(
@@ -60,13 +115,7 @@ def config(
                 {"receiver": RECEIVER_TICKET, "matchers": [ticket]},
             ],
         },
-        "inhibit_rules": [
-            {
-                "source_matchers": [page],
-                "target_matchers": [ticket],
-                "equal": [c.LABEL_SLO, c.LABEL_REGION],
-            }
-        ],
+        "inhibit_rules": [inhibition.rule() for inhibition in INHIBITIONS],
         "receivers": [
             {
                 "name": RECEIVER_PAGE,
