@@ -82,7 +82,7 @@ def test_the_hpa_model_scales_the_overloaded_region_only_after_for(run: tuple[Pa
     hot = rows["eu-west-1"]
     condition = next(a for a in result["triggers"] if a["trigger"] == "scale_out" and a["region"] == "eu-west-1")
     # The held ratio needs `for:` of samples above the limit; the HPA syncs every 15 s.
-    assert condition["fired_at"] - 1 <= hot["first_scale_up_s"] <= condition["fired_at"] + 15
+    assert condition["fired_at"] <= hot["first_scale_up_s"] < condition["fired_at"] + 15
     assert hot["peak"] > 2
     assert hot["replicas"][-1][1] < hot["peak"], "scaled back down after the launch"
 

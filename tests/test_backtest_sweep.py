@@ -13,7 +13,7 @@ from streamslo.backtest.evaluate import intervals
 from streamslo.backtest.run import Outcome, backtest
 from streamslo.backtest.scenario import load_scenario
 from streamslo.backtest.simulate import write
-from streamslo.backtest.sweep import redecide, sweep_tier, sweep_trigger
+from streamslo.backtest.sweep import redecide, same_unit, sweep_tier, sweep_trigger
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC_PATH = ROOT / "tests" / "specs" / "short.yaml"
@@ -40,7 +40,7 @@ def test_the_offline_decision_equals_stage2_at_the_specs_own_settings(flapping: 
     assert limit is not None
     for region in tl.regions:
         ts = tl.triggers[(name, region)]
-        assert redecide(trigger, tl.t, tl.start, ts.figures, ts.last_data_at, 0, limit) == ts.active
+        assert redecide(trigger, tl.t, tl.start, ts.figures, ts.last_data_at, same_unit(trigger), limit) == ts.active
     assert any(any(tl.triggers[(name, r)].active) for r in tl.regions), "the scenario exercises the trigger"
 
 

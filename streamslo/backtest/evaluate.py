@@ -109,12 +109,16 @@ def failover(t: list[float], healthy: list[bool], threshold: int,
 
 
 def held(t: list[float], ratio: list[float | None], for_s: float) -> list[float | None]:
-    """``min_over_time(ratio[for])`` at every tick (samples in ``(now - for, now]``)."""
+    """``min_over_time(ratio[for])`` at every tick: the samples in ``[now - for, now]``.
+
+    Closed at both ends, as Prometheus 2.x selects a range (the promtool and
+    Prometheus this project tests with); 1e-9 absorbs float ticks.
+    """
     out: list[float | None] = []
     for i, now in enumerate(t):
         values = []
         j = i
-        while j >= 0 and now - t[j] < for_s:
+        while j >= 0 and now - t[j] <= for_s + 1e-9:
             if ratio[j] is not None:
                 values.append(ratio[j])
             j -= 1

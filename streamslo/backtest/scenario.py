@@ -103,11 +103,12 @@ BUILTIN: dict[str, dict[str, Any]] = {
     "launch-spike": {
         "hours": 2,
         "effects": [
+            # Five times the traffic everywhere, a little slower (p95 184 ms): busy, not an incident.
             {"name": "launch", "region": "*", "start": "40%", "end": "70%", "traffic_factor": 5,
-             "ramp": "2m", "incident": False},
-            # The extra load slows the edge a few minutes into the launch: an incident.
+             "latency_factor": 1.25, "ramp": "2m", "incident": False},
+            # eu-west-1's edge runs short a few minutes in (p95 276 ms, p99 339 ms): the incident.
             {"name": "overload", "region": "eu-west-1", "start": "40% + 3m", "end": "70%",
-             "latency_factor": 1.7, "ramp": "2m"},
+             "latency_factor": 1.5, "ramp": "2m"},
         ],
     },
     "regional-regression": {

@@ -6,7 +6,8 @@ each decision rests on, so no grid point replays the data again:
 
 - a trigger: every clause's figure (value, events) and the region's last
   data instant at every tick; each grid point re-decides the clause with
-  its limit (``slo.budget.condition_holds``'s rule), applies stage 2's
+  its limit (``slo.budget.condition_holds``'s rule; every clause in the
+  first clause's unit takes the grid's threshold), applies stage 2's
   no-data rule and runs the one state machine (:func:`slo.health.observe`)
   with its ``for:``. At the spec's own limit and ``for:`` this reproduces
   the replay's trigger state exactly (``tests/test_backtest_sweep.py``);
@@ -45,7 +46,7 @@ from streamslo.backtest import data
 from streamslo.backtest.evaluate import Interval, intervals, match, prometheus_alert
 from streamslo.backtest.run import Outcome, backtest
 
-__all__ = ["redecide", "run_sweep", "sweep_tier", "sweep_trigger"]
+__all__ = ["redecide", "run_sweep", "same_unit", "sweep_tier", "sweep_trigger"]
 
 
 def _holds(f: ConditionFigure, limit: float, min_events: int) -> bool:
@@ -56,13 +57,13 @@ def _holds(f: ConditionFigure, limit: float, min_events: int) -> bool:
 
 
 def redecide(trigger: Trigger, t: Sequence[float], start: float, figures: Sequence[tuple[ConditionFigure, ...]],
-             last_data_at: Sequence[float | None], clause: int, limit: float) -> list[bool]:
-    """The trigger's breach at every tick with clause ``clause``'s limit set to ``limit``."""
+             last_data_at: Sequence[float | None], clauses: set[int], limit: float) -> list[bool]:
+    """The trigger's breach at every tick with the limit of the clauses ``clauses`` set to ``limit``."""
     memory = health.Memory()
     out = []
     for rel, figs, last in zip(t, figures, last_data_at, strict=True):
         now = start + rel
-        limits = [limit if i == clause else f.limit for i, f in enumerate(figs)]
+        limits = [limit if i in clauses else f.limit for i, f in enumerate(figs)]
         holds: bool | None = any(_holds(f, lim, trigger.min_events) for f, lim in zip(figs, limits, strict=True))
         if not holds and (not figs or all(f.events < max(1, trigger.min_events) for f in figs) or last is None
                           or now - last > trigger.stale_after_s):
@@ -100,13 +101,24 @@ def _merge(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "firing_s": sum(r["firing_s"] for r in rows)}
 
 
+def same_unit(trigger: Trigger, clause: int = 0) -> set[int]:
+    """The clauses whose limit is in the unit of clause ``clause``: every latency clause, or the errors one."""
+    errors = trigger.conditions[clause].sli == c.SLI_ERRORS
+    return {i for i, cond in enumerate(trigger.conditions) if (cond.sli == c.SLI_ERRORS) == errors}
+
+
 def sweep_trigger(outcome: Outcome, name: str, thresholds: Sequence[float], fors: Sequence[float],
                   clause: int = 0) -> list[dict[str, Any]]:
-    """One row per (threshold, for:) of trigger ``name``; ``thresholds`` in the clause's unit (s or ratio)."""
+    """One row per (threshold, for:) of trigger ``name``.
+
+    The threshold replaces the limit of clause ``clause`` and of every clause in
+    its unit (all latency quantiles, in seconds, or the error ratio).
+    """
     spec, tl = outcome.timeline.spec, outcome.timeline
     trigger = next((t for t in spec.triggers if t.name == name), None)
     if trigger is None or not 0 <= clause < len(trigger.conditions):
         raise ValueError(f"no trigger {name!r} with a clause {clause}")
+    clauses = same_unit(trigger, clause)
     end_s = tl.t[-1] if tl.t else 0.0
     rows = []
     for for_s in fors:
@@ -115,7 +127,7 @@ def sweep_trigger(outcome: Outcome, name: str, thresholds: Sequence[float], fors
             scores = []
             for region in tl.regions:
                 ts = tl.triggers[(name, region)]
-                active = redecide(variant, tl.t, tl.start, ts.figures, ts.last_data_at, clause, limit)
+                active = redecide(variant, tl.t, tl.start, ts.figures, ts.last_data_at, clauses, limit)
                 scores.append(_score(intervals(tl.t, active), region, outcome.header.incidents,
                                      trigger.window_s + for_s, end_s))
             rows.append({"threshold": limit, "for_s": for_s} | _merge(scores))
