@@ -30,6 +30,8 @@ hour); a window that ends on a count evaluation equals the raw window.
 
 from __future__ import annotations
 
+from typing import Any
+
 from alerts import promql
 from slo import conventions as c
 from slo.durations import format_duration
@@ -43,7 +45,7 @@ INTERVAL_S = 3600
 # (they are cheap, and an alert on them must not lag by an hour).
 MIN_WINDOW_S = 86400
 
-Group = dict[str, object]
+Group = dict[str, Any]
 
 
 def is_counted(window_s: float) -> bool:

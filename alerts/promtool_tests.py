@@ -68,7 +68,7 @@ def tier_step(tier: Tier) -> int:
     so windows are whole steps. promtool evaluates every rule at every step,
     which is why each tier gets its own file and step.
     """
-    windows = (int(tier.long_s), int(tier.short_s))
+    windows: tuple[int, ...] = (int(tier.long_s), int(tier.short_s))
     if long_windows.is_counted(tier.long_s):
         # A counted window sums one count per aligned hour: the step must
         # land on every hour (alerts/long_windows.py).

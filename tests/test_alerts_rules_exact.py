@@ -97,8 +97,8 @@ def test_a_counted_1d_window_equals_the_raw_one_on_the_hour_and_lags_by_at_most_
     base = {c.LABEL_REGION: "eu-west-1", c.LABEL_KIND: "rum"}
     lat = base | {c.LABEL_SLI: "ttff"}
     # Traffic and error ratio change every few hours, so no two hours look alike.
-    segments = [(60, 300), (140, 500), (90, 400), (200, 600)]
-    bad = [(3, 300), (1, 500), (9, 400), (2, 600)]
+    segments: list[tuple[float, int]] = [(60, 300), (140, 500), (90, 400), (200, 600)]
+    bad: list[tuple[float, int]] = [(3, 300), (1, 500), (9, 400), (2, 600)]
     series = [
         ps.series(c.METRIC_ATTEMPTS, base, ps.ramp(segments)),
         ps.series(c.METRIC_ERRORS, base, ps.ramp(bad)),
@@ -108,7 +108,7 @@ def test_a_counted_1d_window_equals_the_raw_one_on_the_hour_and_lags_by_at_most_
     counted = c.sli_error_record("1d")
     on_hour = f"abs({counted} - raw:sli_error:ratio_rate1d) > 1e-9"
     lagged = f"abs({counted} - raw:sli_error:ratio_rate1d offset 30m) > 1e-9"
-    checks = []
+    checks: list[dict[str, Any]] = []
     for hour in (25, 28, 30):
         checks.append({"expr": on_hour, "eval_time": f"{hour}h", "exp_samples": []})
         checks.append({"expr": lagged, "eval_time": f"{hour}h30m", "exp_samples": []})
@@ -116,7 +116,7 @@ def test_a_counted_1d_window_equals_the_raw_one_on_the_hour_and_lags_by_at_most_
                        "exp_samples": [{"labels": "{}", "value": 4}]})
     # Control: half an hour off the hour the counted window differs from the raw one of now.
     checks.append({"expr": f"count({on_hour})", "eval_time": "30h30m", "exp_samples": [{"labels": "{}", "value": 2}]})
-    groups = [recording.counts_group(spec), recording.long_window_group(spec), _raw_1d(spec)]
+    groups: list[dict[str, Any]] = [recording.counts_group(spec), recording.long_window_group(spec), _raw_1d(spec)]
     test = {"evaluation_interval": "1m", "group_eval_order": [g["name"] for g in groups],
             "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": checks}]}
     result = _promtool(tmp_path, groups, test)
