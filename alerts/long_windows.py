@@ -10,14 +10,15 @@ records the bad and total events of that hour per SLO and region
 (``streamslo:sli_bad_events:increase1h``, ``streamslo:sli_events:increase1h``),
 and a long window sums the last ``window / 1h`` of them::
 
-    sum_over_time(last_over_time(bad[1h])[29d23h59m59s999ms:1h])
+    sum_over_time(last_over_time(bad[59m59s999ms])[29d23h59m59s999ms:1h])
 
 The subquery takes one point per aligned hour, and ``last_over_time`` the
-latest count at or before it: exactly one count per hour whether the count
-group ran once that hour (Prometheus honours ``interval: 1h``) or at every
-step (promtool's unit tests ignore group intervals). The range is one
-millisecond short of the window so that an evaluation exactly on the hour
-takes ``window / 1h`` points, not one more (2.42's ranges are closed).
+latest count of the hour before it: exactly one count per hour whether the
+count group ran once that hour (Prometheus honours ``interval: 1h``) or at
+every step (promtool's unit tests ignore group intervals). Both ranges are
+one millisecond short (2.42's ranges are closed at both ends): an evaluation
+on the hour takes ``window / 1h`` points, not one more, and an hour whose
+count evaluation was missed counts nothing rather than the previous hour twice.
 
 Edge error: the sum covers exactly ``window`` of events, ending at the count
 evaluation at or before the last full hour, so up to two intervals (2h)
@@ -93,8 +94,12 @@ def counts_group(spec: Spec, labels_of: dict[str, dict[str, str]]) -> Group:
 def _summed(record: str, slo: SLO, window_s: float) -> str:
     """``sum_over_time`` of one count per aligned hour over the window (see the module doc)."""
     series = promql.selector(record, **{c.LABEL_SLO: slo.name})
-    span = f"{format_duration(window_s - 1)}999ms"
-    return f"sum_over_time(last_over_time({series}[{_interval()}])[{span}:{_interval()}])"
+    return f"sum_over_time(last_over_time({series}[{_just_under(INTERVAL_S)}])[{_just_under(window_s)}:{_interval()}])"
+
+
+def _just_under(seconds: float) -> str:
+    """``seconds`` minus one millisecond (``59m59s999ms``): 2.42's ranges are closed at both ends."""
+    return f"{format_duration(seconds - 1)}999ms"
 
 
 def error_ratio(slo: SLO, window_s: float) -> str:
