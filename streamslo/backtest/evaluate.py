@@ -240,6 +240,8 @@ def evaluate(spec: Spec, timeline: Timeline, incidents: list[Incident]) -> dict[
         "duration_s": end_s, "ticks": len(timeline.t), "incidents": len(incidents),
         "detected": sum(1 for r in inc_rows if r["detected"]),
         "paged": sum(1 for r in inc_rows if r["first_page_s"] is not None),
+        "missed": [r["name"] for r in inc_rows if not r["detected"]],
+        "not_paged": [r["name"] for r in inc_rows if r["first_page_s"] is None],
         "false_pages": sum(1 for f in page if f.incident is None),
         "false_alerts": sum(1 for f in firings if f.incident is None),
         "families": _families(firings, incidents, end_s),
