@@ -32,6 +32,9 @@ each request's scheduled send time, so queueing counts).
     python bench/bench_ingest.py --legs inprocess,inprocess_traced,kafka,kafka_traced --rounds 3
     python bench/bench_ingest.py --paired inprocess,inprocess_traced --rounds 5   # tracing cost
     python bench/bench_ingest.py --paired inprocess,inprocess --rounds 3          # A/A: ~1.00
+    python bench/bench_ingest.py --paired kafka@HEAD~1,kafka --rounds 3          # a change vs its parent
+    python bench/bench_ingest.py --paired kafka,kafka:granian --rounds 3          # granian vs uvicorn
+    python bench/bench_ingest.py --vs-otel --rounds 3                             # vs OpenTelemetry Collector
 
 ``--paired A,B`` serves both legs at once on the server core, half the
 connections each, so whatever else the machine does hits both alike; the
@@ -60,6 +63,8 @@ from pydantic import BaseModel
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+if os.environ.get("BENCH_SRC"):  # a leg "kafka@REV": collector/slo/streamslo as of REV (see checkout())
+    sys.path.insert(0, os.environ["BENCH_SRC"])
 KEY = "bench-key-0123456789"
 TOPIC = "bench-beacons"
 EVENTS = 20
@@ -172,19 +177,30 @@ def granian_factory() -> Any:
 def serve(leg: str, port: int, kafka: str | None, pin: bool, server: str) -> None:
     if pin and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {0})  # inherited by granian's worker and threads
-    if server == "granian":
-        from granian.constants import Interfaces, Loops
+    if server.startswith("granian"):
+        from granian.constants import HTTPModes, Interfaces, Loops, RuntimeModes, TaskImpl
         from granian.server import Server
 
         os.environ["BENCH_LEG"], os.environ["BENCH_KAFKA"] = leg, kafka or ""
-        Server("bench.bench_ingest:granian_factory", address="127.0.0.1", port=port,
+        # "granian-st": HTTP/1 only, single-threaded runtime, Rust task implementation.
+        tuned: dict[str, Any] = ({"http": HTTPModes.http1, "runtime_mode": RuntimeModes.st,
+                                  "task_impl": TaskImpl.rust} if server == "granian-st" else {})
+        Server("bench.bench_ingest:granian_factory", address="127.0.0.1", port=port,  # type: ignore[arg-type]
                interface=Interfaces.ASGI, workers=1, loop=Loops.uvloop, factory=True,
-               log_level="warning", working_dir=ROOT).serve()  # type: ignore[arg-type]
+               log_level="warning", working_dir=ROOT, **tuned).serve()
         return
     import uvicorn
 
-    uvicorn.run(make_app(leg, kafka), host="127.0.0.1", port=port, loop="uvloop", http="httptools",
-                access_log=False, log_level="warning", server_header=False, date_header=False)
+    options: dict[str, Any] = {"loop": "uvloop", "http": "httptools", "access_log": False,
+                               "server_header": False, "date_header": False}
+    if leg in ("inprocess", "kafka", "inprocess_traced", "kafka_traced"):
+        try:  # as `streamslo collector` runs it (at this leg's revision, for a leg "kafka@REV")
+            from collector.cli import UVICORN_OPTIONS
+        except ImportError:
+            pass
+        else:
+            options = UVICORN_OPTIONS
+    uvicorn.run(make_app(leg, kafka), host="127.0.0.1", port=port, log_level="warning", **options)
 
 
 # --- load generator -------------------------------------------------------------
@@ -397,10 +413,36 @@ def bench_leg(leg: str, args: argparse.Namespace, kafka: str | None,
         proc.wait(20)
 
 
+def split_leg(leg: str) -> tuple[str, str | None, str | None]:
+    """``"kafka@HEAD~1:granian"`` -> ``("kafka", "HEAD~1", "granian")``: leg, revision, server."""
+    leg, _, server = leg.partition(":")
+    leg, _, rev = leg.partition("@")
+    return leg, rev or None, server or None
+
+
+def checkout(rev: str) -> str:
+    """The collector's packages as of ``rev`` (``git archive``) in a cache dir; returns the dir.
+
+    Lets ``--paired kafka@HEAD~1,kafka`` measure a change against the commit
+    before it, both served at once, without touching the work tree.
+    """
+    sha = subprocess.run(["git", "rev-parse", rev], cwd=ROOT, check=True, capture_output=True,
+                         text=True).stdout.strip()
+    dest = Path.home() / ".cache" / "streamslo" / "bench-rev" / sha
+    if not (dest / "collector").is_dir():
+        dest.mkdir(parents=True, exist_ok=True)
+        tar = subprocess.run(["git", "archive", sha, "collector", "slo", "streamslo"], cwd=ROOT,
+                             check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=tar, check=True)
+    return str(dest)
+
+
 def start_server(leg: str, args: argparse.Namespace, kafka: str | None,
                  otlp: str | None, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    cmd = [sys.executable, __file__, "--serve", leg, "--port", str(port), "--server", args.server]
+    leg, rev, server = split_leg(leg)
+    env = {**(env or {}), **({"BENCH_SRC": checkout(rev)} if rev else {})}
+    cmd = [sys.executable, __file__, "--serve", leg, "--port", str(port), "--server", server or args.server]
     if args.no_pin:
         cmd.append("--no-pin")
     if kafka:
@@ -490,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     p.add_argument("--kafka", help="use this broker instead of starting one")
     p.add_argument("--no-pin", action="store_true", help="do not pin server/load to CPUs 0/1")
-    p.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")
+    p.add_argument("--server", choices=("uvicorn", "granian", "granian-st"), default="uvicorn")
     p.add_argument("--rounds", type=int, default=1, help="repeat all legs (medians, paired ratios)")
     p.add_argument("--trace-ratio", type=float, default=0.01, help="sampling ratio of *_traced legs")
     p.add_argument("--paired", metavar="A,B",
@@ -536,11 +578,12 @@ def main(argv: list[str] | None = None) -> int:
             warm_broker(kafka)
         if args.vs_otel:
             from bench.otel import vs_otel_main
+            from bench.workers import workers_main
 
-            fields = vs_otel_main(args, kafka)
-            # Not measured by this script yet (no --workers in `streamslo collector`).
+            assert kafka is not None
+            fields = [*vs_otel_main(args, kafka), *workers_main(args, kafka)]
             print("RESULT " + " ".join([f"server={args.server}", f"concurrency={args.concurrency}",
-                                        f"events_per_beacon={EVENTS}", *fields, "workers2_vs_1=nan"]))
+                                        f"events_per_beacon={EVENTS}", *fields]))
             return 0
         if args.paired:
             fields = paired_main(args, kafka, sink.endpoint if sink is not None else None, sink)

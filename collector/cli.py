@@ -20,16 +20,28 @@ Example::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 from collector.config import CollectorConfig, ConfigError
 
 ARGV_ENV = "STREAMSLO_COLLECTOR_ARGV"
+SERVERS = ("uvicorn", "granian")  # the first is the default
+UVICORN_OPTIONS: dict[str, Any] = {
+    "loop": "uvloop", "http": "httptools", "server_header": False, "date_header": False,
+    # The query string may carry an ingest key (?key=), and keys must never reach a log.
+    "access_log": False,
+    # Nothing reads the client's address (no access log), and uvicorn's
+    # proxy-headers middleware wraps every request: 2 % of its CPU (py-spy).
+    "proxy_headers": False,
+}
+"""How ``streamslo collector`` runs uvicorn; ``bench/bench_ingest.py`` serves its legs the same way."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -42,6 +54,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--server", choices=SERVERS, default=SERVERS[0],
+                   help="HTTP server: uvicorn (uvloop + httptools) or "
+                        "granian (pip install granian); see docs/collector.md")
     p.add_argument("--rate-per-key", type=float, default=None, help="beacons/s per key and worker (0: off)")
     p.add_argument("--burst-per-key", type=float, default=None)
     p.add_argument("--cors-origin", action="append", default=[], help="allowed browser origin (repeat)")
@@ -74,7 +89,7 @@ def build_app(args: argparse.Namespace) -> Any:
 
 
 def worker_app() -> Any:
-    """uvicorn factory for worker processes: rebuilds the app from the parent's argv."""
+    """Server factory for worker processes: rebuilds the app from the parent's argv."""
     return build_app(parser().parse_args(json.loads(os.environ[ARGV_ENV])))
 
 
@@ -85,24 +100,48 @@ def main(argv: list[str]) -> int:
     except (ConfigError, OSError, ValueError) as exc:
         print(f"streamslo collector: {exc}", file=sys.stderr)
         return 2
+    if args.server == "granian":
+        return _run_granian(args, argv)
     import uvicorn
 
-    # access_log off: the query string may carry an ingest key (?key=), and
-    # keys must never reach a log.
-    common: dict[str, Any] = dict(host=args.host, port=args.port, loop="uvloop", http="httptools",
-                                  access_log=False, log_level=args.log_level,
-                                  server_header=False, date_header=False)
+    common: dict[str, Any] = dict(host=args.host, port=args.port, log_level=args.log_level,
+                                  **UVICORN_OPTIONS)
     if args.workers <= 1:
         uvicorn.run(build_app(args), **common)
         return 0
+    with _multiprocess_metrics(argv):
+        uvicorn.run("collector.cli:worker_app", factory=True, workers=args.workers, **common)
+    return 0
+
+
+@contextlib.contextmanager
+def _multiprocess_metrics(argv: list[str]) -> Iterator[None]:
+    """Workers rebuild the app from ``argv``; their metrics merge in ``$PROMETHEUS_MULTIPROC_DIR``."""
     own_dir = None
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         own_dir = tempfile.mkdtemp(prefix="streamslo-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
     os.environ[ARGV_ENV] = json.dumps(argv)
     try:
-        uvicorn.run("collector.cli:worker_app", factory=True, workers=args.workers, **common)
+        yield
     finally:
         if own_dir is not None:
             shutil.rmtree(own_dir, ignore_errors=True)
+
+
+def _run_granian(args: argparse.Namespace, argv: list[str]) -> int:
+    """Serve with granian (ASGI, uvloop); it always loads the app by name in its workers."""
+    try:
+        from granian.constants import Interfaces, Loops
+        from granian.log import LogLevels
+        from granian.server import Server
+    except ImportError:
+        print("streamslo collector: --server granian needs `pip install granian`", file=sys.stderr)
+        return 2
+    single = args.workers <= 1
+    with contextlib.nullcontext() if single else _multiprocess_metrics(argv):
+        os.environ[ARGV_ENV] = json.dumps(argv)
+        Server("collector.cli:worker_app", address=args.host, port=args.port,
+               interface=Interfaces.ASGI, workers=max(1, args.workers), loop=Loops.uvloop,
+               factory=True, log_level=LogLevels(args.log_level), log_access=False).serve()
     return 0

@@ -28,9 +28,10 @@ from typing import Any
 import msgspec
 
 from collector.config import CollectorConfig
-from collector.schema import BEACON_DECODER, LATENCY_EVENT_TYPES, MAX_EVENTS
+from collector.schema import BEACON_DECODER, LATENCY_EVENT_TYPES
 from slo import conventions as c
 from slo.beacon import Beacon, Event
+from slo.limits import MAX_EVENTS
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 

@@ -39,7 +39,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_two_workers_count_every_request_in_one_metrics_view(tmp_path: Path) -> None:
+def _installed(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("server", [
+    pytest.param("uvicorn", id="uvicorn (the default)"),
+    pytest.param("granian", id="granian (--server granian)", marks=pytest.mark.skipif(
+        not _installed("granian"), reason="granian is optional: pip install granian")),
+])
+def test_two_workers_count_every_request_in_one_metrics_view(tmp_path: Path, server: str) -> None:
     """Requests spread over worker processes; /metrics (any worker) sums them all.
 
     Kafka is deliberately unreachable: refusals (401) and 503s need no broker.
@@ -49,7 +62,7 @@ def test_two_workers_count_every_request_in_one_metrics_view(tmp_path: Path) -> 
            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamslo.cli", "collector", "--kafka", "127.0.0.1:1",
-         "--port", str(port), "--workers", "2"], cwd=ROOT, env=env,
+         "--port", str(port), "--workers", "2", "--server", server], cwd=ROOT, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
