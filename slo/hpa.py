@@ -13,9 +13,9 @@ Pure: no Kubernetes client, no I/O.
 
 Example::
 
-    hpa = Hpa(hpa_object["spec"], replicas=2)
-    hpa.sync(0.0, 0.8)      # below the target: stays at 2
-    hpa.sync(15.0, 1.5)     # 1.5 / 0.91 x 2 -> 4 (within the scale-up policies)
+    hpa = Hpa(hpa_object["spec"], replicas=3)   # the generated HPA: target 910m
+    hpa.sync(0.0, 0.8)      # 3: within the tolerance of the target
+    hpa.sync(15.0, 1.5)     # 5: ceil(1.5 / 0.91 x 3), within the scale-up policies
 """
 
 from __future__ import annotations
