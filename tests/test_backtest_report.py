@@ -106,3 +106,43 @@ def test_the_html_report_renders_its_plots_in_headless_chromium(run: tuple[Path,
                               capture_output=True, text=True, timeout=90)
     assert run_shot.returncode == 0, run_shot.stderr[-2000:]
     assert shot.stat().st_size > 20_000
+
+
+def _gz(path: Path, text: str) -> Path:
+    import gzip
+
+    with gzip.open(path, "wt") as f:
+        f.write(text)
+    return path
+
+
+REFUSALS = [
+    pytest.param(["--data", "/no/such/file.jsonl.gz"], "No such file", id="a missing data file is named"),
+    pytest.param(["--eval-interval", "soon"], "not a duration: 'soon'", id="a bad evaluation interval is named"),
+    pytest.param(["--sweep", "nope", "--threshold", "1"], "no trigger 'nope'", id="a sweep of an unknown trigger"),
+    pytest.param(["--sweep", "errors:never", "--factor", "2"], "has no tier 'never'", id="a sweep of an unknown tier"),
+    pytest.param(["--sweep", "scale_out"], "--sweep needs --threshold", id="a trigger sweep without thresholds"),
+]
+
+
+@pytest.mark.parametrize(("extra", "message"), REFUSALS)
+def test_bad_arguments_exit_2_with_a_message(run: tuple[Path, dict[str, Any], str], extra: list[str],
+                                             message: str) -> None:
+    tmp, _, _ = run
+    argv = ["backtest", "--spec", str(SPEC_PATH), "--data", str(tmp / "launch.jsonl.gz"), *extra]
+    done = _cli(*argv)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+BAD_FILES = [
+    pytest.param('{"a": 1}\n', "not a streamslo replay file", id="a file without the header is refused"),
+    pytest.param('{"streamslo_replay": 1, "start": 0, "source": "x"}\n{"session_id": 1}\n', "line 2: not a beacon",
+                 id="a line that is not a beacon is refused by line number"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD_FILES)
+def test_a_bad_replay_file_exits_2_naming_the_problem(tmp_path: Path, text: str, message: str) -> None:
+    path = _gz(tmp_path / "bad.jsonl.gz", text)
+    done = _cli("backtest", "--spec", str(SPEC_PATH), "--data", str(path))
+    assert done.returncode == 2 and message in done.stderr, done.stderr

@@ -64,9 +64,13 @@ def main(argv: list[str]) -> int:
         code: int = run_sweep(spec, args, incidents, eval_s, flush_s)
         return code
     console = Console(stderr=True)
-    with _progress(console, header) as advance:
-        outcome = backtest(spec, args.data, incidents=incidents, eval_interval_s=eval_s,
-                           flush_interval_s=flush_s, progress=advance)
+    try:
+        with _progress(console, header) as advance:
+            outcome = backtest(spec, args.data, incidents=incidents, eval_interval_s=eval_s,
+                               flush_interval_s=flush_s, progress=advance)
+    except (OSError, EOFError, ValueError) as exc:  # a corrupt line or a truncated gzip
+        print(f"streamslo backtest: {args.data}: {exc}", file=sys.stderr)
+        return 2
     out = Console()
     print_summary(outcome, out if out.is_terminal else Console(width=200))
     if args.json:

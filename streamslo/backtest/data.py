@@ -72,9 +72,13 @@ class Header:
 
     @classmethod
     def from_json(cls, line: str | bytes) -> Header:
-        doc = json.loads(line)
+        text = line.decode(errors="replace") if isinstance(line, bytes) else line
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            doc = None
         if not isinstance(doc, dict) or doc.get("streamslo_replay") != FORMAT_VERSION:
-            raise ValueError(f"not a streamslo replay file (header {str(line)[:80]!r})")
+            raise ValueError(f"not a streamslo replay file (first line {text.strip()[:80]!r})")
         return cls(
             start=float(doc["start"]),
             source=str(doc.get("source", "")),

@@ -162,12 +162,13 @@ def _floats(text: str | None, what: str) -> list[float]:
 
 def run_sweep(spec: Spec, args: argparse.Namespace, incidents: list[data.Incident] | None,
               eval_s: float, flush_s: float) -> int:
-    """The CLI's ``--sweep``: replay once, print the grid (and ``--json`` it)."""
-    outcome = backtest(spec, args.data, incidents=incidents, eval_interval_s=eval_s, flush_interval_s=flush_s)
+    """The CLI's ``--sweep``: check the grid, replay once, print the grid (and ``--json`` it)."""
     try:
         if ":" in args.sweep:
             slo_name, tier = args.sweep.split(":", 1)
-            rows = sweep_tier(outcome, slo_name, tier, _floats(args.factor, "--factor A,B,..."))
+            factors = _floats(args.factor, "--factor A,B,...")
+            if not any(r.name == tier for r in spec.resolved_tiers(spec.slo(slo_name))):
+                raise ValueError(f"SLO {slo_name!r} has no tier {tier!r}")
         else:
             trigger = next((t for t in spec.triggers if t.name == args.sweep), None)
             if trigger is None:
@@ -175,12 +176,16 @@ def run_sweep(spec: Spec, args: argparse.Namespace, incidents: list[data.Inciden
             latency = trigger.conditions[0].sli != c.SLI_ERRORS
             limits = _floats(args.threshold, "--threshold A,B,...")
             fors = [parse_duration(x) for x in (args.for_ or "").split(",") if x] or [trigger.for_s]
-            rows = sweep_trigger(outcome, args.sweep, [v / 1000 if latency else v for v in limits], fors)
-            if latency:
-                rows = [r | {"threshold": r["threshold"] * 1000} for r in rows]
     except (ValueError, KeyError) as exc:
         print(f"streamslo backtest: {exc}", file=sys.stderr)
         return 2
+    outcome = backtest(spec, args.data, incidents=incidents, eval_interval_s=eval_s, flush_interval_s=flush_s)
+    if ":" in args.sweep:
+        rows = sweep_tier(outcome, slo_name, tier, factors)
+    else:
+        rows = sweep_trigger(outcome, args.sweep, [v / 1000 if latency else v for v in limits], fors)
+        if latency:
+            rows = [r | {"threshold": r["threshold"] * 1000} for r in rows]
     _print(rows, args.sweep, outcome)
     if args.json:
         Path(args.json).write_text(json.dumps({"sweep": args.sweep, "rows": rows}, indent=1) + "\n")
