@@ -424,8 +424,11 @@ def checkout(rev: str) -> str:
     """The collector's packages as of ``rev`` (``git archive``) in a cache dir; returns the dir.
 
     Lets ``--paired kafka@HEAD~1,kafka`` measure a change against the commit
-    before it, both served at once, without touching the work tree.
+    before it, both served at once, without touching the work tree. A
+    directory holding ``collector/`` (an uncommitted experiment) is used as is.
     """
+    if (Path(rev) / "collector").is_dir():
+        return str(Path(rev).resolve())
     sha = subprocess.run(["git", "rev-parse", rev], cwd=ROOT, check=True, capture_output=True,
                          text=True).stdout.strip()
     dest = Path.home() / ".cache" / "streamslo" / "bench-rev" / sha

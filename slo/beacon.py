@@ -28,7 +28,7 @@ from slo import conventions as c
 from slo import limits
 
 
-class Event(msgspec.Struct, array_like=True, frozen=True):
+class Event(msgspec.Struct, array_like=True, frozen=True, gc=False):
     """One player event; ``t`` is the clock-corrected event time (unix seconds).
 
     ``type`` is a ``conventions.EVENT_*``; ``exit_before_start`` feeds no SLI yet.
@@ -40,7 +40,7 @@ class Event(msgspec.Struct, array_like=True, frozen=True):
     fatal: bool = False
 
 
-class Beacon(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class Beacon(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     """One validated, enriched beacon. ``(session_id, seq)`` identifies it across retries.
 
     Unknown fields are refused, so (as on the wire) every container has a fixed
