@@ -67,8 +67,8 @@ def _rules() -> dict[tuple[str, str | None], tuple[dict[str, Any], dict[str, str
     for slo in SPEC.slos:
         for resolved in SPEC.resolved_tiers(slo):
             rule = alerting.burn_rule(SPEC, slo, resolved, RUNBOOK)
-            # The long window's burn-rate record leads the `and`, so its window label stays.
-            out[(rule["alert"], slo.name)] = rule, {c.LABEL_WINDOW: format_duration(resolved.tier.long_s)}
+            # Burn alerts carry only the documented labels (no window: alerting.alert_label_names).
+            out[(rule["alert"], slo.name)] = rule, {}
     for trigger in SPEC.triggers:
         rule = alerting.trigger_rule(SPEC, trigger, RUNBOOK)
         out[(rule["alert"], trigger.name)] = rule, {}
