@@ -42,7 +42,9 @@ ratio of their CPU per beacon is then steady to about 1 % (an A,A run reads
 0.96-1.00), where legs run one after another swung by 20 %.
 
 Targets (issue 3): >= 10k beacons/s on one core with acks=all; p99 <= 20 ms at
-70 % of that rate; >= 2x the pydantic baseline.
+70 % of that rate; >= 2x the pydantic baseline. Issue 13 (``--vs-otel``, paired with
+an OpenTelemetry Collector; ``bench/otel.py``): >= 1.5x OTel answering after the ack,
+>= 1.0x OTel with batch + protobuf, in-process >= 1.5x OTel nop, p99 <= 2x OTel's.
 """
 
 from __future__ import annotations
@@ -179,15 +181,16 @@ def serve(leg: str, port: int, kafka: str | None, pin: bool, server: str) -> Non
         os.sched_setaffinity(0, {0})  # inherited by granian's worker and threads
     if server.startswith("granian"):
         from granian.constants import HTTPModes, Interfaces, Loops, RuntimeModes, TaskImpl
+        from granian.log import LogLevels
         from granian.server import Server
 
         os.environ["BENCH_LEG"], os.environ["BENCH_KAFKA"] = leg, kafka or ""
         # "granian-st": HTTP/1 only, single-threaded runtime, Rust task implementation.
         tuned: dict[str, Any] = ({"http": HTTPModes.http1, "runtime_mode": RuntimeModes.st,
                                   "task_impl": TaskImpl.rust} if server == "granian-st" else {})
-        Server("bench.bench_ingest:granian_factory", address="127.0.0.1", port=port,  # type: ignore[arg-type]
+        Server("bench.bench_ingest:granian_factory", address="127.0.0.1", port=port,
                interface=Interfaces.ASGI, workers=1, loop=Loops.uvloop, factory=True,
-               log_level="warning", working_dir=ROOT, **tuned).serve()
+               log_level=LogLevels.warning, working_dir=ROOT, **tuned).serve()
         return
     import uvicorn
 
@@ -413,35 +416,10 @@ def bench_leg(leg: str, args: argparse.Namespace, kafka: str | None,
         proc.wait(20)
 
 
-def split_leg(leg: str) -> tuple[str, str | None, str | None]:
-    """``"kafka@HEAD~1:granian"`` -> ``("kafka", "HEAD~1", "granian")``: leg, revision, server."""
-    leg, _, server = leg.partition(":")
-    leg, _, rev = leg.partition("@")
-    return leg, rev or None, server or None
-
-
-def checkout(rev: str) -> str:
-    """The collector's packages as of ``rev`` (``git archive``) in a cache dir; returns the dir.
-
-    Lets ``--paired kafka@HEAD~1,kafka`` measure a change against the commit
-    before it, both served at once, without touching the work tree. A
-    directory holding ``collector/`` (an uncommitted experiment) is used as is.
-    """
-    if (Path(rev) / "collector").is_dir():
-        return str(Path(rev).resolve())
-    sha = subprocess.run(["git", "rev-parse", rev], cwd=ROOT, check=True, capture_output=True,
-                         text=True).stdout.strip()
-    dest = Path.home() / ".cache" / "streamslo" / "bench-rev" / sha
-    if not (dest / "collector").is_dir():
-        dest.mkdir(parents=True, exist_ok=True)
-        tar = subprocess.run(["git", "archive", sha, "collector", "slo", "streamslo"], cwd=ROOT,
-                             check=True, capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(dest)], input=tar, check=True)
-    return str(dest)
-
-
 def start_server(leg: str, args: argparse.Namespace, kafka: str | None,
                  otlp: str | None, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], int]:
+    from bench.revisions import checkout, split_leg
+
     port = free_port()
     leg, rev, server = split_leg(leg)
     env = {**(env or {}), **({"BENCH_SRC": checkout(rev)} if rev else {})}
