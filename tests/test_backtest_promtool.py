@@ -61,23 +61,24 @@ def _run(tmp: Path) -> tuple[dict[str, Any], SeriesExport]:
     return outcome.result, export
 
 
-def _rules() -> dict[tuple[str, str | None], tuple[dict[str, Any], dict[str, str]]]:
+def _rules(spec: Spec) -> dict[tuple[str, str | None], tuple[dict[str, Any], dict[str, str]]]:
     """(alertname, slo or trigger) -> the generated rule and the labels its series add."""
     out: dict[tuple[str, str | None], tuple[dict[str, Any], dict[str, str]]] = {}
-    for slo in SPEC.slos:
-        for resolved in SPEC.resolved_tiers(slo):
-            rule = alerting.burn_rule(SPEC, slo, resolved, RUNBOOK)
+    for slo in spec.slos:
+        for resolved in spec.resolved_tiers(slo):
+            rule = alerting.burn_rule(spec, slo, resolved, RUNBOOK)
             # Burn alerts carry only the documented labels (no window: alerting.alert_label_names).
             out[(rule["alert"], slo.name)] = rule, {}
-    for trigger in SPEC.triggers:
-        rule = alerting.trigger_rule(SPEC, trigger, RUNBOOK)
+    for trigger in spec.triggers:
+        rule = alerting.trigger_rule(spec, trigger, RUNBOOK)
         out[(rule["alert"], trigger.name)] = rule, {}
     return out
 
 
-def _checks(result: dict[str, Any], names: set[str], shift: float = 0.0, within: float = STEP) -> list[dict[str, Any]]:
+def _checks(result: dict[str, Any], names: set[str], shift: float = 0.0, within: float = STEP,
+            spec: Spec = SPEC) -> list[dict[str, Any]]:
     """At each transition +- ``within``: every alert of that name the backtest has firing then."""
-    rules = _rules()
+    rules = _rules(spec)
     firings = [{**a, "key": a["slo"] or a["trigger"]} for a in result["alerts"] + result["triggers"]
                if a["name"] in names]
     by_name: dict[str, list[dict[str, Any]]] = {}
@@ -100,10 +101,11 @@ def _checks(result: dict[str, Any], names: set[str], shift: float = 0.0, within:
     return checks
 
 
-def _promtool(tmp: Path, export: SeriesExport, checks: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
+def _promtool(tmp: Path, export: SeriesExport, checks: list[dict[str, Any]], spec: Spec = SPEC,
+             step: float = STEP) -> subprocess.CompletedProcess[str]:
     promtool = require(PROMTOOL, "promtool")
-    (tmp / "rules.yml").write_text(dump({"groups": alerting.all_groups(SPEC, RUNBOOK)}, "# generated"))
-    test = promtool_test(export, ["rules.yml"], STEP, checks)
+    (tmp / "rules.yml").write_text(dump({"groups": alerting.all_groups(spec, RUNBOOK)}, "# generated"))
+    test = promtool_test(export, ["rules.yml"], step, checks)
     (tmp / "backtest.test.yml").write_text(dump(test, "# series exported by the backtest"))
     return subprocess.run([promtool, "test", "rules", "backtest.test.yml"], cwd=tmp,
                           capture_output=True, text=True, timeout=300)
@@ -147,4 +149,31 @@ def test_the_failover_alert_rule_lags_the_engine_by_at_most_two_intervals(tmp: P
     result, export = _run(tmp)
     assert any(a["name"] == FAILOVER for a in result["triggers"])
     run = _promtool(tmp, export, _checks(result, {FAILOVER}, within=2 * STEP))
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+
+
+DEFAULT: Spec = load_spec(ROOT / "slo" / "specs" / "default.yaml")[0]
+LONG_STEP = 10.0  # deploy/prometheus.yml's evaluation interval; divides the hour, as counted windows need
+LONG_SCENARIO = {
+    "hours": 5, "regions": ["us-east-1", "eu-west-1"], "attempts_per_s": 4, "interactions_per_attempt": 0,
+    "effects": [{"name": "outage", "region": "eu-west-1", "start": "2h", "end": "2h30m", "error_ratio": 1.0}],
+}
+
+
+@pytest.mark.prometheus
+@pytest.mark.slow
+def test_counted_long_windows_fire_and_resolve_as_promtool_evaluates_them(tmp_path: Path) -> None:
+    """The default spec's 1d and 3d tiers sum hourly counts (alerts/long_windows.py): the backtest too."""
+    path = tmp_path / "long.jsonl.gz"
+    write(parse_scenario(LONG_SCENARIO, "outage-5h"), path, seed=5)
+    export = SeriesExport(DEFAULT)
+    result = backtest(DEFAULT, path, eval_interval_s=LONG_STEP, on_tick=export).result
+    fired = {(a["slo"], a["tier"]): a for a in result["alerts"] if a["region"] == "eu-west-1"}
+    # The long windows see the outage only once the 3:00 count includes it.
+    assert fired[("errors", "slow")]["fired_at"] == 3 * 3600
+    assert fired[("errors", "slowest")]["fired_at"] == 3 * 3600
+    assert fired[("errors", "slow")]["resolved_at"] is not None
+    burn = {alerting.burn_alert_name(t) for t in DEFAULT.tiers}
+    checks = _checks(result, burn, within=LONG_STEP, spec=DEFAULT)
+    run = _promtool(tmp_path, export, checks, spec=DEFAULT, step=LONG_STEP)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]

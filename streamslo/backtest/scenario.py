@@ -128,11 +128,11 @@ BUILTIN: dict[str, dict[str, Any]] = {
     },
 }
 
-_TIME = re.compile(r"^\s*(?:(?P<pct>[0-9.]+)%)?\s*(?:(?P<sign>[+-])?\s*(?P<dur>[0-9.]+[a-z]+))?\s*$")
+_TIME = re.compile(r"^\s*(?:(?P<pct>[0-9.]+)%)?\s*(?:(?P<sign>[+-])?\s*(?P<dur>(?:[0-9.]+[a-z]+)+))?\s*$")
 
 
 def _time(value: Any, length_s: float, where: str) -> float:
-    """``"30m"``, ``"40%"``, ``"40% + 3m"`` or a number of seconds."""
+    """``"30m"``, ``"2h30m"``, ``"40%"``, ``"40% + 3m"`` or a number of seconds."""
     if isinstance(value, int | float):
         return float(value)
     m = _TIME.match(str(value))

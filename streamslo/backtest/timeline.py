@@ -9,8 +9,9 @@ endpoint read it:
   errors), as ``/metrics`` exposes them; :meth:`Timeline.finish` then
   evaluates each tier's rule over them as Prometheus does
   (``streamslo/backtest/promrate.py``: ``rate()`` over the long and short
-  windows, burn >= factor on both, ``increase()`` of the events over the
-  long window >= ``low_traffic_min_events``);
+  windows, or for windows of 1d and up the sums of hourly counts the rules
+  record, ``streamslo/backtest/longwin.py``; burn >= factor on both; the
+  long window's events >= ``low_traffic_min_events``);
 - per (trigger, region): the engine's trigger state (``slo/health.py``:
   condition and breach) and the trigger's worst clause as a ratio to its
   limit (``alerts/trigger_signal.py``'s ``slo:trigger_ratio:max``; None
@@ -35,12 +36,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from alerts.long_windows import INTERVAL_S, is_counted
 from slo import conventions as c
 from slo import health
 from slo.health import ConditionFigure
 from slo.model import Spec
 from slo.stage2 import RegionSnapshot, Stage2
 from streamslo.backtest import promrate
+from streamslo.backtest.longwin import counted_sum
 
 __all__ = ["TierSeries", "Timeline", "TriggerSeries"]
 
@@ -150,25 +153,59 @@ class Timeline:
         for slo in self.spec.slos:
             for region in self.regions:
                 total, other = (np.asarray(v, dtype=np.float64) for v in self.counters[(slo.name, region)])
+                windows = _Windows(t, t + self.start, total, other, slo.sli == c.SLI_ERRORS)
                 for resolved in self.spec.resolved_tiers(slo):
-                    burns = []
-                    for w in (resolved.tier.long_s, resolved.tier.short_s):
-                        all_rate = promrate.rate(t, total, w)
-                        bad_rate = promrate.rate(t, other, w) if slo.sli == c.SLI_ERRORS else \
-                            all_rate - promrate.rate(t, other, w)
-                        with np.errstate(divide="ignore", invalid="ignore"):
-                            burns.append(bad_rate / all_rate / slo.budget)
-                    events = promrate.increase(t, total, resolved.tier.long_s)
+                    long_bad, long_all = windows.counts(resolved.tier.long_s)
+                    short_bad, short_all = windows.counts(resolved.tier.short_s)
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        burns = (long_bad / long_all / slo.budget, short_bad / short_all / slo.budget)
                     factor = resolved.factor
                     with np.errstate(invalid="ignore"):
                         holds = (burns[0] >= factor) & (burns[1] >= factor)
-                        enough = events >= guard if guard > 0 else np.ones_like(holds)
+                        enough = windows.events(resolved.tier.long_s) >= guard if guard > 0 else np.ones_like(holds)
                     holds &= enough
                     series = self.tiers[(slo.name, resolved.name, region)]
                     series.long = [None if not np.isfinite(v) else float(v) for v in burns[0]]
                     series.short = [None if not np.isfinite(v) else float(v) for v in burns[1]]
                     series.holds = holds.tolist()
                     series.enough = enough.tolist()
+
+
+class _Windows:
+    """(bad, all) over a window at every tick, as the generated SLI records compute them.
+
+    Windows under 1d: ``rate()`` of the raw counters (a latency SLO's bad is
+    count - bucket); counted windows (``alerts.long_windows.is_counted``): the
+    sums of hourly ``increase()`` counts (``streamslo/backtest/longwin.py``).
+    Either way the ratio bad / all is the record's value.
+    """
+
+    def __init__(self, t: np.ndarray, t_abs: np.ndarray, total: np.ndarray, other: np.ndarray,
+                 errors: bool) -> None:
+        self.t, self.t_abs, self.total, self.other, self.errors = t, t_abs, total, other, errors
+        self._hourly: tuple[np.ndarray, np.ndarray] | None = None
+
+    def _bad(self, all_: np.ndarray, other: np.ndarray) -> np.ndarray:
+        return other if self.errors else all_ - other
+
+    def _hourly_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._hourly is None:
+            all_ = promrate.increase(self.t, self.total, INTERVAL_S)
+            self._hourly = self._bad(all_, promrate.increase(self.t, self.other, INTERVAL_S)), all_
+        return self._hourly
+
+    def counts(self, window_s: float) -> tuple[np.ndarray, np.ndarray]:
+        if is_counted(window_s):
+            bad, all_ = self._hourly_counts()
+            return counted_sum(self.t_abs, bad, window_s), counted_sum(self.t_abs, all_, window_s)
+        all_rate = promrate.rate(self.t, self.total, window_s)
+        return self._bad(all_rate, promrate.rate(self.t, self.other, window_s)), all_rate
+
+    def events(self, window_s: float) -> np.ndarray:
+        """The low-traffic guard's events over the window (``increase()``, or the counted sum)."""
+        if is_counted(window_s):
+            return counted_sum(self.t_abs, self._hourly_counts()[1], window_s)
+        return promrate.increase(self.t, self.total, window_s)
 
 
 def _ratio(figures: tuple[ConditionFigure, ...], min_events: int) -> float | None:
