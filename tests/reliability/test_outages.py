@@ -41,7 +41,9 @@ def applying_again(worker: Worker) -> Callable[[], bool]:
     samples = worker.scrape()
     assert samples, "the worker's /metrics did not answer"
     base = metric_sum(samples, c.METRIC_STREAM_PARTIALS, stage="2", outcome="applied")
-    return lambda: metric_sum(worker.scrape(), c.METRIC_STREAM_PARTIALS, stage="2", outcome="applied") > base
+    # A dead worker ends the wait at once; settle() then fails on it.
+    return lambda: (not worker.alive()
+                    or metric_sum(worker.scrape(), c.METRIC_STREAM_PARTIALS, stage="2", outcome="applied") > base)
 
 
 @pytest.fixture
@@ -74,7 +76,7 @@ def test_the_worker_stays_up_through_a_broker_kill_9_and_counts_exactly(stack, d
     time.sleep(down_s)
     broker.restart()
     outage = time.monotonic() - t0
-    flowing = wait_until(applying_again(worker), 60, "stage 2 applying new partials again")
+    flowing = wait_until(applying_again(worker), 60, "stage 2 applying new partials again (or the worker dying)")
     exact = settle(worker, traffic, pid)
     failed = metric_sum(worker.scrape(), c.METRIC_STREAM_FAILED_CUTS)
     report("broker-kill", down_s=down_s, outage_s=outage, flowing_after_s=flowing, exact_after_s=exact,
@@ -94,7 +96,7 @@ def test_a_stage1_stall_beyond_the_session_timeout_is_survived(stack):
     finally:
         os.kill(child, signal.SIGCONT)
     stalled = time.monotonic() - t0
-    flowing = wait_until(applying_again(worker), 60, "stage 2 applying new partials again")
+    flowing = wait_until(applying_again(worker), 60, "stage 2 applying new partials again (or the worker dying)")
     exact = settle(worker, traffic, pid)
     assert worker.stage1_pid() == child, "the stage-1 child was replaced"
     failed = metric_sum(worker.scrape(), c.METRIC_STREAM_FAILED_CUTS)
