@@ -1,23 +1,26 @@
 """Recording rules: SLI error ratios, event counts, and the meta/budget records.
 
-Use :func:`sli_group` and :func:`meta_group` to get the two rule groups for a
-spec; alert rules (``alerts/alerting.py``) and dashboards read these records
-instead of the raw counters, so the SLI maths exists once.
+Use :func:`sli_group`, :func:`counts_group`, :func:`long_window_group` and
+:func:`meta_group` to get the recording groups for a spec; alert rules
+(``alerts/alerting.py``) and dashboards read these records instead of the raw
+counters, so the SLI maths exists once.
 
-Shapes (Sloth's, per region because every expression sums ``by (region)``):
+Shapes (Sloth's, in the ``streamslo:`` namespace, per region because every
+expression sums ``by (region)``):
 
-- ``slo:sli_error:ratio_rate<w>{slo, sli, window}``: bad / all events over w,
-  for every tier window and the period;
-- ``slo:sli_events:count<w>{slo, sli, window}``: events over each tier's long
-  window (the low-traffic guard);
-- ``slo:objective:ratio`` / ``slo:error_budget:ratio`` {slo, sli}: constants;
-- ``slo:burn_rate:ratio_rate<w>{slo, sli, window}``: error ratio / budget;
-- ``slo:period_error_budget_remaining:ratio{slo, sli}``: 1 - period burn.
+- ``streamslo:sli_error:ratio_rate<w>{slo, sli, window}``: bad / all events over
+  w, for every tier window and the period (>= 1d: from hourly counts,
+  ``alerts/long_windows.py``);
+- ``streamslo:sli_events:count<w>{slo, sli, window}``: events over each tier's
+  long window (the low-traffic guard);
+- ``streamslo:objective:ratio`` / ``streamslo:error_budget:ratio`` {slo, sli}: constants;
+- ``streamslo:burn_rate:ratio_rate<w>{slo, sli, window}``: error ratio / budget;
+- ``streamslo:period_error_budget_remaining:ratio{slo, sli}``: 1 - period burn.
 
 >>> from slo.spec import load_spec
 >>> spec, _ = load_spec()
 >>> sli_group(spec)["rules"][0]["record"]
-'slo:sli_error:ratio_rate5m'
+'streamslo:sli_error:ratio_rate5m'
 """
 
 from __future__ import annotations
