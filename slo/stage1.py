@@ -51,10 +51,9 @@ from slo import limits
 from slo.beacon import Beacon
 from slo.model import Spec
 from slo.partial import Partial
-from slo.sketch import LogSketch
+from slo.sketch import RELATIVE_ACCURACY, LogSketch
 
 DEFAULT_DEDUP_RECORDS = 100_000
-RELATIVE_ACCURACY = 0.01
 
 # Accumulator: one cell per (region, kind, pane index) holding the raw values
 # in milliseconds per latency SLI (Python lists: one numpy conversion per
@@ -114,11 +113,18 @@ class _Source:
     # (region, kind) -> [max event time, max received_at] in this cut: freshness is
     # per region, so one maximum per cut would give every region the newest one's.
     maxima: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    # Duplicates seen since the last flush: counted when their cut is flushed, so a
+    # partition revoked before its cut (and replayed by its next owner) counts them once.
+    dups: int = 0
 
 
 @dataclass
 class Stage1Counters:
-    """Monotonic counters for self-metrics (never reset by flush or drop)."""
+    """Monotonic counters for self-metrics (never reset by flush or drop).
+
+    ``duplicates`` grows when the cut holding them is flushed; the other counters
+    count work as it is done (a replay after a revocation counts again).
+    """
 
     beacons: int = 0
     duplicates: int = 0
@@ -212,7 +218,7 @@ class Stage1:
             s.hi = offset
         counters = self.counters
         if not s.dedup.check(hash((beacon.session_id, beacon.seq)), offset):
-            counters.duplicates += 1
+            s.dups += 1
             return False
         counters.beacons += 1
         region = beacon.region if beacon.region in self.regions else c.REGION_OTHER
@@ -313,6 +319,8 @@ class Stage1:
         # Per-cut maxima (not per-process), so a replayed cut carries the same values.
         s.maxima = {}
         self.counters.partials += len(out)
+        self.counters.duplicates += s.dups
+        s.dups = 0
         return out
 
     def _partials(self, source: str, s: _Source, region: str, kind: str, pane: float) -> list[Partial]:

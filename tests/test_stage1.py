@@ -334,3 +334,19 @@ def test_skipped_records_are_counted_by_reason_and_still_advance_the_cut():
     s1.skip(SRC, 3, c.REASON_TOO_LARGE)
     assert s1.pending(SRC) == (-1, 3)
     assert s1.counters.skipped_records == {c.REASON_MALFORMED: 2, c.REASON_TOO_LARGE: 1}
+
+
+def test_duplicates_are_counted_when_their_cut_is_flushed_never_for_a_dropped_source():
+    """A revoked partition's next owner replays its duplicates: counting at the cut counts them once."""
+    retry = [beacon(0, inter(10.0)), beacon(0, inter(10.0))]
+    s1 = Stage1(SPEC)
+    s1.begin(SRC, -1)
+    for offset, b in enumerate(retry):
+        s1.add(b, SRC, offset)
+    assert s1.counters.duplicates == 0  # not yet: the cut may never be made here
+    s1.drop(SRC)  # revoked before its cut
+    s1.begin(SRC, -1)  # the next owner re-reads the same records
+    for offset, b in enumerate(retry):
+        s1.add(b, SRC, offset)
+    s1.flush(SRC)
+    assert s1.counters.duplicates == 1
