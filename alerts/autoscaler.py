@@ -31,6 +31,7 @@ from typing import Any
 from alerts import trigger_signal
 from alerts.yamlout import dump
 from slo import conventions as c
+from slo.hpa import DEFAULT_TOLERANCE
 from slo.model import Spec, Target, Trigger
 
 __all__ = [
@@ -44,8 +45,6 @@ __all__ = [
     "target_value",
 ]
 
-# kube-controller-manager --horizontal-pod-autoscaler-tolerance default.
-DEFAULT_TOLERANCE = 0.1
 SCALE_DOWN_MIN_S, SCALE_DOWN_MAX_S = 300, 600
 MANAGED_BY = {"app.kubernetes.io/managed-by": "streamslo"}
 LABEL_REGION = "streamslo.dev/region"
