@@ -105,7 +105,7 @@ class InProcessExporter:
 def _librdkafka_options(bootstrap: str, send_timeout_s: float) -> dict[str, Any]:
     return {
         "bootstrap.servers": bootstrap,
-        # acks=all + idempotence: no loss, no duplicates from the producer's retries (DESIGN §7).
+        # acks=all + idempotence: no loss, no duplicates from the producer's retries.
         "acks": "all",
         "enable.idempotence": True,
         # lz4 is cheap on CPU; gzip would cost more than it saves on the network.

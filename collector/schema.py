@@ -1,4 +1,4 @@
-"""The public beacon wire format v1 (DESIGN §3) as msgspec types, and its JSON schema.
+"""The public beacon wire format v1 (``docs/collector.md``) as msgspec types, and its JSON schema.
 
 Use :data:`BEACON_DECODER` to parse a raw request body in one pass (types,
 string lengths and ranges are checked while decoding); use

@@ -3,7 +3,7 @@
 Fetches the broker jars from Maven Central once (cached under
 ``~/.cache/streamslo/kafka-<version>/lib``), formats a KRaft log dir, starts
 ``kafka.Kafka`` and waits until a client can fetch metadata. No Docker, no
-Kafka-compatible substitute (DESIGN §7).
+Kafka-compatible substitute.
 
 Command line::
 

@@ -58,7 +58,7 @@ EVENT_EXIT_BEFORE_START: Final = "exit_before_start"
 # Quantiles exported by the in-stream sketches.
 EXPORTED_QUANTILES: Final = (0.5, 0.9, 0.95, 0.99)
 
-# --- Pipeline metrics (DESIGN §9) -------------------------------------------
+# --- Pipeline metrics ------------------------------------------------------
 # prometheus_client appends suffixes itself (_bucket, _count, _total on
 # counters), so the *_BASE names below are what you pass to the client and the
 # unsuffixed ones are what PromQL sees.

@@ -7,7 +7,7 @@ reports the elapsed time as a ``first_frame`` event (an fMP4 stream's
 ``#EXT-X-MAP`` init segment is fetched too: a player needs it first). With ``--echo`` it also
 times one HTTP round trip against an echo endpoint and reports it as an
 ``interaction`` event. Failures are reported too: a playlist or segment that
-cannot be fetched is a fatal ``error`` event (a failed start, DESIGN §4). The
+cannot be fetched is a fatal ``error`` event (a failed start). The
 events go to the collector as a v1 beacon with ``kind="probe"``, so they are
 labelled apart from real users and never dilute their percentiles.
 

@@ -1,4 +1,4 @@
-"""Budget maths: burn rate, budget remaining, DESIGN §5 detection times, tiers, triggers."""
+"""Budget maths: burn rate, budget remaining, detection times (docs/alerting.md), tiers, triggers."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def test_a_zero_budget_is_refused() -> None:
         burn_rate(1, 10, 0.0)
 
 
-# DESIGN §5: minutes to fire when 100 % of events turn bad (None: never fires).
+# docs/alerting.md: minutes to fire when 100 % of events turn bad (None: never fires).
 DETECTION_TABLE: dict[str, dict[str, float | None]] = {
     "ttff-p90": {"fast": None, "medium": 216.0, "slow": 432.0, "slowest": 432.0},
     "ttff-p95": {"fast": 43.2, "medium": 108.0, "slow": 216.0, "slowest": 216.0},
