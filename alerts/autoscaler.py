@@ -3,7 +3,7 @@
 Use :func:`adapter_config_map`, :func:`hpa_documents` and
 :func:`keda_documents`; ``alerts/generate.py`` writes them under
 ``kubernetes/``. Every object reads one series per region, the held trigger
-ratio of ``alerts/trigger_signal.py`` (``slo:trigger_ratio:held2m``), which
+ratio of ``alerts/trigger_signal.py`` (``streamslo:trigger_ratio:held2m``), which
 already encodes the trigger's window and ``for:``.
 
 How the numbers are chosen (``docs/autoscaling-and-failover.md``):

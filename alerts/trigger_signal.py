@@ -4,11 +4,11 @@ Use :func:`autoscaling_group` for the ``streamslo-autoscaling-recordings``
 group of ``rules.yml``. Per trigger with an ``hpa`` target, two records per
 region:
 
-- ``slo:trigger_ratio:max{trigger}``: the trigger's worst clause as a ratio to
+- ``streamslo:trigger_ratio:max{trigger}``: the trigger's worst clause as a ratio to
   its limit over the trigger's window (p95 of 1m / 200 ms; error ratio / 1 %);
   1.0 is the limit. A clause without ``min_events`` events is left out, so a
   region without enough data has no series at all (the HPA then holds);
-- ``slo:trigger_ratio:held<for>{trigger}``: ``min_over_time`` of the above over
+- ``streamslo:trigger_ratio:held<for>{trigger}``: ``min_over_time`` of the above over
   the trigger's ``for:``: above 1 only once *every* evaluation of the last
   ``for:`` was above the limit. This is where ``for:`` lives, so the HPA's
   scale-up stabilization window is 0 (no double counting).
@@ -16,7 +16,7 @@ region:
 >>> from slo.spec import load_spec
 >>> spec, _ = load_spec()
 >>> held_record(spec.triggers[0])
-'slo:trigger_ratio:held2m'
+'streamslo:trigger_ratio:held2m'
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def held_record(trigger: Trigger) -> str:
 
 
 def held_selector(trigger: Trigger, region: str) -> str:
-    """``slo:trigger_ratio:held2m{region="eu-west-1",trigger="scale_out"}``."""
+    """``streamslo:trigger_ratio:held2m{region="eu-west-1",trigger="scale_out"}``."""
     return promql.selector(held_record(trigger), **{c.LABEL_REGION: region, c.LABEL_TRIGGER: trigger.name})
 
 

@@ -195,8 +195,8 @@ METRIC_HEALTH_BAD_RECORDS: Final = "streamslo_health_bad_records_total"
 # A trigger's worst clause as a ratio to its limit, over the trigger's window
 # ({region, trigger}; 1.0 = at the limit); and that ratio held for the
 # trigger's `for:` (min over the last `for:`), the one series an HPA reads.
-RECORD_TRIGGER_RATIO: Final = "slo:trigger_ratio:max"
-RECORD_TRIGGER_HELD_PREFIX: Final = "slo:trigger_ratio:held"
+RECORD_TRIGGER_RATIO: Final = "streamslo:trigger_ratio:max"
+RECORD_TRIGGER_HELD_PREFIX: Final = "streamslo:trigger_ratio:held"
 GROUP_AUTOSCALING_RECORDINGS: Final = "streamslo-autoscaling-recordings"
 # The External metric prometheus-adapter serves to the HPA ({region, trigger}).
 EXTERNAL_METRIC_TRIGGER: Final = "streamslo_trigger_ratio"

@@ -12,7 +12,7 @@ Use :func:`evaluate` once the replay is over. The rules it applies:
 - failover: Route 53 requests the region's health endpoint every 10 s and
   moves traffic after ``FailureThreshold`` consecutive ``SLO_BREACH`` answers,
   back after as many ``SLO_OK`` (``alerts/route53.py``);
-- scale-out: ``slo:trigger_ratio:held<for>`` (the ratio's minimum over the
+- scale-out: ``streamslo:trigger_ratio:held<for>`` (the ratio's minimum over the
   last ``for:``) read by :class:`slo.hpa.Hpa` every 15 s, configured by the
   generated HPA object (``alerts/autoscaler.py``);
 - an alert detects an incident of its region when it fires between the

@@ -14,7 +14,7 @@ endpoint read it:
   long window's events >= ``low_traffic_min_events``);
 - per (trigger, region): the engine's trigger state (``slo/health.py``:
   condition and breach) and the trigger's worst clause as a ratio to its
-  limit (``alerts/trigger_signal.py``'s ``slo:trigger_ratio:max``; None
+  limit (``alerts/trigger_signal.py``'s ``streamslo:trigger_ratio:max``; None
   without ``min_events``);
 - per region: the health endpoint's verdict (``slo.health.region_health``);
 - per latency SLO and region: its quantile over the shortest stream window;
