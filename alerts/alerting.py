@@ -34,7 +34,7 @@ from alerts.recording import (
     sli_group,
     slo_labels,
 )
-from alerts.trigger_signal import autoscaling_group
+from alerts.trigger_signal import autoscaling_group, clause_expr
 from slo import conventions as c
 from slo.durations import format_duration
 from slo.model import SLO, Condition, ResolvedTier, Spec, Tier, Trigger
@@ -210,19 +210,7 @@ def describe_condition(cond: Condition) -> str:
 
 def condition_expr(spec: Spec, trigger: Trigger, cond: Condition) -> str:
     """One clause of a trigger, per region, with its min-events guard."""
-    window = format_duration(trigger.window_s)
-    kind = spec.evaluate_kind
-    if cond.sli == c.SLI_ERRORS:
-        assert cond.above_ratio is not None
-        above = f"(\n{promql.error_ratio(window, kind)}\n) > {promql.fmt_number(cond.above_ratio)}"
-    else:
-        assert cond.quantile is not None and cond.above_s is not None
-        gauge = promql.quantile_gauge(cond.sli, cond.quantile, window, kind)
-        above = f"max by ({c.LABEL_REGION}) ({gauge}) > {promql.fmt_number(cond.above_s)}"
-    if trigger.min_events <= 0:
-        return above
-    events = promql.events_in_window(cond.sli, window, kind)
-    return promql.and_on(above, f"{events} >= {trigger.min_events}", (c.LABEL_REGION,))
+    return clause_expr(spec, trigger, cond, ">")
 
 
 def trigger_rule(spec: Spec, trigger: Trigger, runbook_base: str) -> Rule:

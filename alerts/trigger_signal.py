@@ -27,7 +27,7 @@ from slo import conventions as c
 from slo.durations import format_duration
 from slo.model import TARGET_HPA, Condition, Spec, Trigger
 
-__all__ = ["autoscaling_group", "clause_ratio", "held_record", "held_selector", "scaled_triggers"]
+__all__ = ["autoscaling_group", "clause_expr", "clause_ratio", "held_record", "held_selector", "scaled_triggers"]
 
 
 def scaled_triggers(spec: Spec) -> tuple[Trigger, ...]:
@@ -47,21 +47,30 @@ def held_selector(trigger: Trigger, region: str) -> str:
     return promql.selector(held_record(trigger), **{c.LABEL_REGION: region, c.LABEL_TRIGGER: trigger.name})
 
 
-def clause_ratio(spec: Spec, trigger: Trigger, cond: Condition) -> str:
-    """One clause's value divided by its limit, per region, with the min-events guard."""
+def clause_expr(spec: Spec, trigger: Trigger, cond: Condition, op: str) -> str:
+    """One clause's value ``op`` its limit, per region, with the min-events guard.
+
+    ``op`` is ``">"`` for the alert's condition (``alerts/alerting.py``) and ``"/"``
+    for the ratio the autoscaler reads (:func:`clause_ratio`): one expression, two uses.
+    """
     window = format_duration(trigger.window_s)
     kind = spec.evaluate_kind
     if cond.sli == c.SLI_ERRORS:
         assert cond.above_ratio is not None
-        ratio = f"(\n{promql.error_ratio(window, kind)}\n) / {promql.fmt_number(cond.above_ratio)}"
+        expr = f"(\n{promql.error_ratio(window, kind)}\n) {op} {promql.fmt_number(cond.above_ratio)}"
     else:
         assert cond.quantile is not None and cond.above_s is not None
         gauge = promql.quantile_gauge(cond.sli, cond.quantile, window, kind)
-        ratio = f"max by ({c.LABEL_REGION}) ({gauge}) / {promql.fmt_number(cond.above_s)}"
+        expr = f"max by ({c.LABEL_REGION}) ({gauge}) {op} {promql.fmt_number(cond.above_s)}"
     if trigger.min_events <= 0:
-        return ratio
+        return expr
     events = promql.events_in_window(cond.sli, window, kind)
-    return promql.and_on(ratio, f"{events} >= {trigger.min_events}", (c.LABEL_REGION,))
+    return promql.and_on(expr, f"{events} >= {trigger.min_events}", (c.LABEL_REGION,))
+
+
+def clause_ratio(spec: Spec, trigger: Trigger, cond: Condition) -> str:
+    """One clause's value divided by its limit, per region, with the min-events guard."""
+    return clause_expr(spec, trigger, cond, "/")
 
 
 def _ratio_rule(spec: Spec, trigger: Trigger) -> Rule:
