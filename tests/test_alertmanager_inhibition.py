@@ -144,15 +144,19 @@ def _check(am: Server, cells: list[tuple[str, str]], first: int, posted: list[tu
     assert not wrong, f"alerts (not) inhibited against the matrix: {wrong}"
 
 
+def _generated_alertmanager(alertmanager_server: Callable[[str], Server], tmp_path: Path) -> Server:
+    """A real Alertmanager on the generated config; its PagerDuty receiver points nowhere."""
+    key = tmp_path / "routing_key"
+    key.write_text("test-routing-key\n")
+    config = CONFIG.replace(alertmanager.ROUTING_KEY_FILE, str(key))
+    return alertmanager_server(config.replace(alertmanager.PAGERDUTY_EVENTS_URL, "http://127.0.0.1:9/"))
+
+
 @pytest.mark.prometheus
 def test_every_cell_of_the_inhibition_matrix_on_a_real_alertmanager(
     alertmanager_server: Callable[[str], Server], tmp_path: Path
 ) -> None:
-    key = tmp_path / "routing_key"
-    key.write_text("test-routing-key\n")
-    config = CONFIG.replace(alertmanager.ROUTING_KEY_FILE, str(key))
-    config = config.replace(alertmanager.PAGERDUTY_EVENTS_URL, "http://127.0.0.1:9/")
-    am = alertmanager_server(config)
+    am = _generated_alertmanager(alertmanager_server, tmp_path)
     # Regional pairs first, a region of their own per cell; then every pair
     # with a global alert (no region: refusals, lag), which reaches all regions.
     regional = [cell for cell in CELLS if set(cell) <= REGIONAL]
@@ -168,10 +172,7 @@ def test_every_cell_of_the_inhibition_matrix_on_a_real_alertmanager(
 def test_a_burn_page_of_another_slo_silences_nothing(
     alertmanager_server: Callable[[str], Server], tmp_path: Path
 ) -> None:
-    key = tmp_path / "routing_key"
-    key.write_text("k\n")
-    am = alertmanager_server(CONFIG.replace(alertmanager.ROUTING_KEY_FILE, str(key))
-                             .replace(alertmanager.PAGERDUTY_EVENTS_URL, "http://127.0.0.1:9/"))
+    am = _generated_alertmanager(alertmanager_server, tmp_path)
     page = _labels("burn page", "eu-west-1") | {"slo": "errors", "sli": "errors"}
     ticket = _labels("burn ticket", "eu-west-1")
     same = _labels("burn ticket", "eu-west-1") | {"slo": "errors", "sli": "errors", "alertname": "StreamSLOErrorBudgetBurnSlowest"}
