@@ -24,7 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from alerts import promql
 from alerts.recording import (
     Group,
     Rule,
@@ -36,6 +35,7 @@ from alerts.recording import (
 )
 from alerts.trigger_signal import autoscaling_group, clause_expr
 from slo import conventions as c
+from slo import promql
 from slo.durations import format_duration
 from slo.model import SLO, Condition, ResolvedTier, Spec, Tier, Trigger
 

@@ -1,7 +1,7 @@
 """Kubernetes autoscaling objects from the spec's ``hpa`` targets: adapter rules, HPA, KEDA.
 
 Use :func:`adapter_config_map`, :func:`hpa_documents` and
-:func:`keda_documents`; ``alerts/generate.py`` writes them under
+:func:`keda_documents`; ``streamslo/generate.py`` writes them under
 ``kubernetes/``. Every object reads one series per region, the held trigger
 ratio of ``alerts/trigger_signal.py`` (``streamslo:trigger_ratio:held2m``), which
 already encodes the trigger's window and ``for:``.

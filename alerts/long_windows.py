@@ -33,8 +33,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from alerts import promql
 from slo import conventions as c
+from slo import promql
 from slo.durations import format_duration
 from slo.model import SLO, Spec
 

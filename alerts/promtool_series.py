@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from alerts import alerting, promql
+from alerts import alerting
 from slo import conventions as c
+from slo import promql
 from slo.model import SLO
 
 __all__ = ["GROUP_ORDER", "Series", "TestGroup", "expected", "num", "ramp", "series", "sli_series"]

@@ -33,9 +33,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from alerts import alerting, long_windows, promql, promtool_pipeline
+from alerts import alerting, long_windows, promtool_pipeline
 from alerts import promtool_series as ps
 from slo import conventions as c
+from slo import promql
 from slo.durations import format_duration
 from slo.model import SLO, Condition, ResolvedTier, Spec, Tier, Trigger
 

@@ -28,8 +28,8 @@ from __future__ import annotations
 from typing import Any
 
 from alerts import long_windows as long_windows_mod
-from alerts import promql
 from slo import conventions as c
+from slo import promql
 from slo.durations import format_duration
 from slo.model import SLO, Spec
 

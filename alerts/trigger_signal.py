@@ -21,9 +21,9 @@ region:
 
 from __future__ import annotations
 
-from alerts import promql
 from alerts.recording import Group, Rule
 from slo import conventions as c
+from slo import promql
 from slo.durations import format_duration
 from slo.model import TARGET_HPA, Condition, Spec, Trigger
 

@@ -50,9 +50,10 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from alerts import long_windows, promql, recording
+from alerts import long_windows, recording
 from alerts.yamlout import dump
 from slo import conventions as c
+from slo import promql
 from slo.durations import format_duration
 from slo.model import Spec
 from slo.spec import load_spec

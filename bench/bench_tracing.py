@@ -19,7 +19,7 @@ Two legs, each against a baseline measured in the same run:
   hands them) with one ``tr.process_batch`` span per batch.
 
 Modes: ``off`` (no provider), ``on_0pct`` (ratio 0: the unsampled path alone), ``on_1pct`` (``parentbased_traceidratio`` 0.01,
-with the head draw of ``streamslo.telemetry.sampling``), ``on_1pct_sdk`` (the
+with the head draw of ``slo.telemetry.sampling``), ``on_1pct_sdk`` (the
 same sampler, every decision left to the SDK), ``on_100pct``. Spans go through
 the real BatchSpanProcessor to an exporter that encodes them to OTLP protobuf
 (what a real exporter does) and drops the bytes. Cost is process CPU time
@@ -57,7 +57,7 @@ from slo import conventions as c
 from slo.beacon import Beacon, Event
 from slo.spec import load_spec
 from slo.stage1 import Stage1
-from streamslo.telemetry import OFF, LinkSet, Tracing, setup_tracing, span_context_from_headers
+from slo.telemetry import OFF, LinkSet, Tracing, setup_tracing, span_context_from_headers
 
 MODES = ("baseline", "off", "on_0pct", "on_1pct", "on_1pct_sdk", "on_100pct")
 RATIOS = {"on_0pct": 0.0, "on_1pct": 0.01, "on_1pct_sdk": 0.01, "on_100pct": 1.0}

@@ -3,7 +3,7 @@
 Use :func:`create_app` with a config and an exporter; the returned FastAPI
 app may be extended (the embedded mode mounts its status page and registers
 its engine metrics on the same ``registry``). The app's lifespan starts and
-shuts down the exporter, and sets up tracing (``streamslo.telemetry``: off unless
+shuts down the exporter, and sets up tracing (``slo.telemetry``: off unless
 an OTLP endpoint is configured) unless the caller passes its own ``tracing``.
 
 The ingest route is a plain ASGI endpoint rather than a FastAPI handler: it
@@ -53,9 +53,9 @@ from collector.ratelimit import RateLimiter
 from collector.schema import ENCODER, Refusal, openapi_components
 from collector.validation import BODY, Receive, Refused, read_body, to_beacon
 from slo import conventions as c
-from streamslo.telemetry import OFF, Tracing, setup_tracing, shutdown_tracing, tracing
-from streamslo.telemetry import names as tn
-from streamslo.telemetry.request import RequestSpans
+from slo.telemetry import OFF, Tracing, setup_tracing, shutdown_tracing, tracing
+from slo.telemetry import names as tn
+from slo.telemetry.request import RequestSpans
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class IngestEndpoint:
     span and, when the exporter is Kafka (it has a ``topic``), a ``send <topic>``
     producer span around the export, whose W3C context goes to the exporter as
     the message's ``traceparent`` header. Both are recorded as plain data
-    (:mod:`streamslo.telemetry.request`), several times cheaper than SDK spans.
+    (:mod:`slo.telemetry.request`), several times cheaper than SDK spans.
     """
 
     def __init__(

@@ -1,7 +1,7 @@
 """The SLO overview dashboard: percentiles vs thresholds, burn rates, budget, traffic.
 
 Use :func:`dashboard` to get the JSON dict for a spec. Every query is built
-from ``alerts/promql.py`` and the names in ``slo/conventions.py``; the
+from ``slo/promql.py`` and the names in ``slo/conventions.py``; the
 ``$region`` variable filters every panel.
 
 >>> from slo.spec import load_spec
@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from alerts import promql
 from dashboards import panels as p
 from slo import conventions as c
+from slo import promql
 from slo.durations import format_duration
 from slo.model import Spec
 

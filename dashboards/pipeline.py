@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from alerts import promql
 from dashboards import panels as p
 from slo import conventions as c
+from slo import promql
 from slo.model import Spec
 
 __all__ = ["UID", "dashboard"]

@@ -45,7 +45,7 @@ class Partial(msgspec.Struct, frozen=True, kw_only=True):
     late: int = 0
     max_event_time: float = 0.0
     max_received_at: float = 0.0
-    # Encoded stage-1 span contexts (streamslo.telemetry.LinkSet) for stage 2's
+    # Encoded stage-1 span contexts (slo.telemetry.LinkSet) for stage 2's
     # merge span to link to; b"" when none was sampled. Last, with a default, so
     # payloads written before it existed still decode.
     trace_links: bytes = b""

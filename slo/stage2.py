@@ -11,7 +11,7 @@ embedded engine (``streamslo/engine.py``). The API is stable:
 - ``health_report(region)``: that state plus the figures, for the health endpoint;
 - ``snapshot(now) -> Snapshot``: advance, then a typed, immutable view of every
   region (cumulative totals, quantiles, events and errors per window, burn
-  rates, budget left, tier and trigger states, freshness) for ``slo/exposition.py`` and the status page;
+  rates, budget left, tier and trigger states, freshness) for ``slo/exposition/prometheus.py`` and the status page;
 - ``regions()``, ``export_region(region) -> bytes``, ``import_region(region, data)``,
   ``drop_region(region)``: whole-region state for a changelogged table (write
   it once per region per flush) and for partition revocation;

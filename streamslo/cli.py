@@ -14,7 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("streamslo.embedded", "embedded all-in-one: collector + engine + /metrics + status page"),
     "collector": ("collector.cli", "the ingest API, producing beacons to Kafka"),
     "worker": ("slo.stream.cli", "a Faust stream worker (stage 1 and stage 2)"),
-    "generate": ("alerts.cli", "write Prometheus rules, promtool tests, Alertmanager config, dashboards"),
+    "generate": ("streamslo.generate", "write Prometheus rules, promtool tests, Alertmanager config, dashboards"),
     "validate": ("streamslo.validate", "check an SLO spec; one line per problem"),
     "probe": ("streamslo.probe", "synthetic probe: HLS time-to-first-segment and interaction RTT"),
     "simulate": ("streamslo.backtest.simulate", "write seeded synthetic traffic (a replay file) from a scenario"),

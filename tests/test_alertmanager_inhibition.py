@@ -21,9 +21,9 @@ import pytest
 import yaml
 
 from alerts import alerting, alertmanager
-from alerts.generate import generate
 from slo import conventions as c
 from slo.spec import load_spec
+from streamslo.generate import generate
 from tests.fixtures_prometheus import AMTOOL, Server, require
 
 ROOT = Path(__file__).resolve().parents[1]

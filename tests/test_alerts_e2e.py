@@ -25,9 +25,9 @@ import httpx
 import pytest
 import yaml
 
-from alerts.generate import Options, generate
 from slo import conventions as c
 from slo.spec import load_spec
+from streamslo.generate import Options, generate
 from tests.fixtures_prometheus import Server, free_port
 from tests.test_embedded import embedded_server
 

@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from alerts import alerting, promql, promtool_tests
-from alerts.cli import main as generate_main
-from alerts.generate import Options, generate
+from alerts import alerting, promtool_tests
 from slo import conventions as c
+from slo import promql
 from slo.model import SLO, Tier, resolve_tier
 from slo.spec import load_spec
+from streamslo.generate import Options, generate
+from streamslo.generate import main as generate_main
 
 ROOT = Path(__file__).resolve().parent.parent
 SHORT_SPEC = "tests/specs/short.yaml"

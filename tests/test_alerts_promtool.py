@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from alerts import alertmanager
-from alerts.generate import generate
 from slo.spec import load_spec
+from streamslo.generate import generate
 from tests.fixtures_prometheus import AMTOOL, PROMTOOL, Server, require
 
 pytestmark = pytest.mark.prometheus

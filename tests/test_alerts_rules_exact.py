@@ -18,13 +18,14 @@ from typing import Any
 import pytest
 import yaml
 
-from alerts import alerting, promql, recording
+from alerts import alerting, recording
 from alerts import promtool_series as ps
-from alerts.generate import generate
 from alerts.yamlout import dump
 from slo import conventions as c
+from slo import promql
 from slo.model import SLO
 from slo.spec import load_spec
+from streamslo.generate import generate
 from tests.fixtures_prometheus import PROMTOOL, require
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,11 +15,11 @@ import jsonschema
 import pytest
 import yaml
 
-from alerts.generate import generate
 from dashboards import overview, pipeline
 from dashboards.panels import DATASOURCE_UID
 from slo import conventions as c
 from slo.spec import load_spec
+from streamslo.generate import generate
 from tests.grafana_schema import dashboard_schema
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -27,11 +27,11 @@ import pytest
 import yaml
 
 from alerts import autoscaler
-from alerts.generate import generate
 from alerts.yamlout import dump
 from slo import conventions as c
 from slo.hpa import Hpa
 from slo.spec import load_spec
+from streamslo.generate import generate
 from tests.fixtures_prometheus import PROMETHEUS, PROMTOOL, _start, free_port, require
 
 SPEC = "slo/specs/default.yaml"

@@ -21,8 +21,8 @@ import pytest
 import yaml
 from botocore.validate import ParamValidator
 
-from alerts.generate import generate
 from slo.spec import load_spec
+from streamslo.generate import generate
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S_VERSION = "1.30.0"

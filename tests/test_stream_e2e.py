@@ -30,6 +30,7 @@ from slo import conventions as c
 from slo.beacon import Beacon, Event, encode
 from slo.beacon import decode as decode_beacon
 from slo.durations import format_duration
+from slo.promql import le_label
 from slo.spec import load_spec
 from tests.fixtures_kafka import Worker, create_topic, metric_sum, produce_beacons, wait_until
 
@@ -131,7 +132,7 @@ def check_exact(samples: Samples, corpus: Corpus) -> None:
     for (region, sli, kind), values in corpus.values.items():
         arr = np.sort(np.asarray(values))
         for edge in SPEC.histogram_buckets_s:
-            got = metric_sum(samples, c.METRIC_LATENCY_BUCKET, region=region, sli=sli, kind=kind, le=_le(edge))
+            got = metric_sum(samples, c.METRIC_LATENCY_BUCKET, region=region, sli=sli, kind=kind, le=le_label(edge))
             assert got == int(np.searchsorted(arr, edge, side="right")), (region, sli, kind, edge)
 
 
@@ -151,12 +152,6 @@ def check_quantiles(samples: Samples, corpus: Corpus, windows: tuple[float, ...]
                 assert abs(got - want) <= 0.01 * want, (labels, got, want)
                 checked += 1
     return checked
-
-
-def _le(edge: float) -> str:
-    from slo.exposition import go_float
-
-    return go_float(edge)
 
 
 def start_workers(bootstrap: str, tmp: Path, n: int) -> list[Worker]:

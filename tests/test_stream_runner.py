@@ -23,7 +23,7 @@ from slo.stage2 import Stage2
 from slo.stream.settings import Settings
 from slo.stream.stage1_runner import Stage1Runner
 from slo.stream.topics import decode_bundle, ensure_topics
-from streamslo.telemetry import OFF
+from slo.telemetry import OFF
 from tests.fixtures_kafka import produce_beacons
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

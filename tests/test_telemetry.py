@@ -19,9 +19,9 @@ from opentelemetry.trace import SpanContext, SpanKind, StatusCode, TraceFlags
 
 from slo import conventions as c
 from slo import partial as partial_mod
+from slo import telemetry as t
 from slo.partial import Partial
-from streamslo import telemetry as t
-from streamslo.telemetry import names as n
+from slo.telemetry import names as n
 
 
 class PartialWithLinks(Partial, frozen=True, kw_only=True):
@@ -516,7 +516,7 @@ def test_ingest_span_root_or_nested(root: bool, nested: bool) -> None:
     assert (ingest.parent is not None) is nested
 
 
-# --- the collector's recorded spans (streamslo.telemetry.request) -------------------------
+# --- the collector's recorded spans (slo.telemetry.request) -------------------------
 
 PARITY_CASES = [
     # (events, send, send_fails, outcome, status)

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from slo import conventions as c
-from streamslo import telemetry as t
-from streamslo.telemetry import names as n
+from slo import telemetry as t
+from slo.telemetry import names as n
 from tests.conftest import ROOT
 from tests.otlp_sink import OtlpSink
 
@@ -60,7 +60,7 @@ def test_the_pipeline_spans_arrive_over_otlp_http_with_parents_and_links(sink: O
 
 CHILD = textwrap.dedent(
     """
-    from streamslo.telemetry import setup_tracing, tracing
+    from slo.telemetry import setup_tracing, tracing
     assert setup_tracing("streamslo-collector") is not None
     with tracing().ingest(events=2):
         pass
@@ -89,7 +89,7 @@ def test_a_process_configured_only_by_otel_variables_exports_at_exit(sink: OtlpS
 def test_grpc_protocol_builds_the_grpc_exporter_on_the_configured_endpoint() -> None:
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-    from streamslo.telemetry.setup import _otlp_exporter
+    from slo.telemetry.setup import _otlp_exporter
 
     exporter = _otlp_exporter(
         t.config_from_env({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1"})

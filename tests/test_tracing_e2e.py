@@ -40,8 +40,8 @@ from slo.stage1 import Stage1
 from slo.stage2 import Stage2
 from slo.stream.app import apply_bundle
 from slo.stream.topics import STAGE1_GROUP, partition_for
-from streamslo.telemetry import OFF, LinkSet, Tracing, setup_tracing
-from streamslo.telemetry import names as tn
+from slo.telemetry import OFF, LinkSet, Tracing, setup_tracing
+from slo.telemetry import names as tn
 from tests.fixtures_kafka import Worker
 from tests.fixtures_kafka import wait_until as wait_until_sync
 from tests.otlp_sink import OtlpSink, ReceivedSpan

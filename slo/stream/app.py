@@ -50,8 +50,8 @@ from slo.stream.settings import Settings
 from slo.stream.stage1_process import Stage1Process
 from slo.stream.stage1_runner import SERVICE_NAME, Stage1Runner
 from slo.stream.topics import STAGE2_TABLE, decode_bundle, partition_for
-from streamslo.telemetry import Tracing, setup_tracing, tracing
-from streamslo.telemetry.names import ATTR_PARTIAL_SKIPPED
+from slo.telemetry import Tracing, setup_tracing, tracing
+from slo.telemetry.names import ATTR_PARTIAL_SKIPPED
 
 if TYPE_CHECKING:
     from slo.partial import Partial

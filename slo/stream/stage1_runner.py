@@ -66,7 +66,7 @@ from slo.partial import Partial
 from slo.stage1 import Stage1
 from slo.stream.settings import Settings
 from slo.stream.topics import STAGE1_GROUP, encode_bundle
-from streamslo.telemetry import OFF, LinkSet, Tracing, setup_tracing, tracing
+from slo.telemetry import OFF, LinkSet, Tracing, setup_tracing, tracing
 
 SERVICE_NAME = "streamslo-worker"  # OpenTelemetry service.name unless OTEL_SERVICE_NAME is set
 

@@ -25,9 +25,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from alerts import promql
 from alerts import promtool_series as ps
 from slo import conventions as c
+from slo import promql
 from slo.durations import format_duration
 from slo.exposition import EngineCollector
 from slo.model import Spec

@@ -25,7 +25,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, TraceFlags, TraceState
 
-from streamslo.telemetry.names import HEADER_TRACEPARENT, HEADER_TRACESTATE
+from slo.telemetry.names import HEADER_TRACEPARENT, HEADER_TRACESTATE
 
 HeaderValue: TypeAlias = bytes | str
 Headers: TypeAlias = Mapping[str, HeaderValue] | Iterable[tuple[str, HeaderValue]]

@@ -16,7 +16,7 @@ partials), :mod:`.names` (span and attribute names).
 
 from __future__ import annotations
 
-from streamslo.telemetry.propagation import (
+from slo.telemetry.propagation import (
     Headers,
     LinkSet,
     decode_span_contexts,
@@ -28,13 +28,13 @@ from streamslo.telemetry.propagation import (
     span_context_from_headers,
     span_link_from_headers,
 )
-from streamslo.telemetry.sampling import (
+from slo.telemetry.sampling import (
     HeadSampler,
     LinkAwareSampler,
     PresetIdGenerator,
     head_sampler_for,
 )
-from streamslo.telemetry.setup import (
+from slo.telemetry.setup import (
     TracingConfig,
     config_from_env,
     sampler_from_config,
@@ -42,7 +42,7 @@ from streamslo.telemetry.setup import (
     shutdown_tracing,
     tracing,
 )
-from streamslo.telemetry.spans import OFF, Tracing
+from slo.telemetry.spans import OFF, Tracing
 
 __all__ = [
     "OFF",

@@ -41,8 +41,8 @@ from opentelemetry.sdk.trace.sampling import (
     TraceIdRatioBased,
 )
 
-from streamslo.telemetry.sampling import LinkAwareSampler, PresetIdGenerator
-from streamslo.telemetry.spans import OFF, Tracing
+from slo.telemetry.sampling import LinkAwareSampler, PresetIdGenerator
+from slo.telemetry.spans import OFF, Tracing
 
 log = logging.getLogger(__name__)
 

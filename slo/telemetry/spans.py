@@ -1,7 +1,7 @@
 """The pipeline spans: ingest, Kafka produce, stage-1 process (per message or batch), stage-2 merge.
 
-Components hold a :class:`Tracing` (``streamslo.telemetry.tracing()`` once
-:func:`~streamslo.telemetry.setup_tracing` ran, or ``Tracing.from_provider(p)``
+Components hold a :class:`Tracing` (``slo.telemetry.tracing()`` once
+:func:`~slo.telemetry.setup_tracing` ran, or ``Tracing.from_provider(p)``
 in tests) and wrap their work in its context managers. With tracing off every
 method returns one shared ``nullcontext(INVALID_SPAN)``: the hot path pays a
 method call, and ``span.set_attribute`` on the invalid span is a no-op, so
@@ -27,8 +27,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import INVALID_SPAN, Link, Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
 
-from streamslo.telemetry import names as n
-from streamslo.telemetry.propagation import (
+from slo.telemetry import names as n
+from slo.telemetry.propagation import (
     Headers,
     decode_span_contexts,
     extract_context,
@@ -36,8 +36,8 @@ from streamslo.telemetry.propagation import (
     inject_headers,
     span_context_from_headers,
 )
-from streamslo.telemetry.request import RequestRecorder, RequestSpans
-from streamslo.telemetry.sampling import HeadSampler, head_sampler_for
+from slo.telemetry.request import RequestRecorder, RequestSpans
+from slo.telemetry.sampling import HeadSampler, head_sampler_for
 
 SpanCM = AbstractContextManager[Span]
 

@@ -36,14 +36,14 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
 from slo import conventions as c
 from slo.durations import format_duration
 from slo.model import Spec
+from slo.promql import le_label, quantile_label
 from slo.stage2 import RegionSnapshot, Snapshot
 
-__all__ = ["EngineCollector", "go_float"]
+__all__ = ["EngineCollector"]
 
 _REGION_SLI_KIND = [c.LABEL_REGION, c.LABEL_SLI, c.LABEL_KIND]
 
@@ -54,7 +54,7 @@ class EngineCollector(Collector):
     def __init__(self, source: Callable[[], Snapshot], spec: Spec) -> None:
         self._source = source
         self._spec = spec
-        self._le = [go_float(edge) for edge in spec.histogram_buckets_s]
+        self._le = [le_label(edge) for edge in spec.histogram_buckets_s]
 
     def describe(self) -> Iterator[Metric]:
         """Names only, so registering never calls ``source`` (the engine may not run yet)."""
@@ -80,7 +80,7 @@ class EngineCollector(Collector):
             for window_s, values in sorted(series.quantiles.items()):
                 window = format_duration(window_s)
                 for q, value in sorted(values.items()):
-                    f.quantile.add_metric([name, sli, kind, go_float(q), window], value)
+                    f.quantile.add_metric([name, sli, kind, quantile_label(q), window], value)
         for slo in region.slos.values():
             for window_s, rate in sorted(slo.burn_rates.items()):
                 f.burn.add_metric([name, slo.slo, format_duration(window_s)], rate)
@@ -89,11 +89,6 @@ class EngineCollector(Collector):
             f.trigger.add_metric([name, trigger_name], 1.0 if state.condition else 0.0)
         if region.freshness_s is not None:
             f.freshness.add_metric([name], region.freshness_s)
-
-
-def go_float(value: float) -> str:
-    """A label value formatted as client_python formats ``le`` (0.2 -> "0.2", 1.0 -> "1.0")."""
-    return str(floatToGoString(value))  # type: ignore[no-untyped-call]
 
 
 class _Families:

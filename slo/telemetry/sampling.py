@@ -96,7 +96,7 @@ class PresetIdGenerator(RandomIdGenerator):
 class HeadSampler:
     """The root sampling decision of a ratio sampler, taken before creating any span.
 
-    Use through :class:`~streamslo.telemetry.spans.Tracing`: call :meth:`draw`
+    Use through :class:`~slo.telemetry.spans.Tracing`: call :meth:`draw`
     right before starting a *root* span; ``False`` means skip the span
     entirely, ``True`` means start it now (the SDK will use the drawn id).
     """

@@ -16,7 +16,7 @@ Everything here is plain strings: no Prometheus types, no I/O.
 
 from __future__ import annotations
 
-from prometheus_client.utils import floatToGoString
+import math
 
 from slo import conventions as c
 from slo.model import SLO
@@ -54,10 +54,22 @@ def fmt_number(value: float) -> str:
 def le_label(threshold_s: float) -> str:
     """The ``le`` label value prometheus_client writes for bucket edge ``threshold_s``.
 
-    prometheus_client formats edges with ``floatToGoString`` (``1.0 -> "1.0"``,
-    ``0.2 -> "0.2"``); a selector must match that text exactly.
+    prometheus_client formats edges like Go's ``strconv.FormatFloat(f, 'g')``
+    (``1.0 -> "1.0"``, ``0.2 -> "0.2"``, ``1e7 -> "1e+07"``); a selector must
+    match that text exactly, and the exposition writes its edges with this
+    same function. ``tests/test_promql.py`` checks it against client_python.
     """
-    return str(floatToGoString(threshold_s))  # type: ignore[no-untyped-call]
+    value = float(threshold_s)
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if math.isnan(value):
+        return "NaN"
+    text = repr(value)
+    dot = text.find(".")
+    if value > 0 and dot > 6:  # Go switches to an exponent sooner than Python
+        mantissa = f"{text[0]}.{text[1:dot]}{text[dot + 1:]}".rstrip("0.")
+        return f"{mantissa}e+0{dot - 1}"
+    return text
 
 
 def le_pattern(threshold_s: float) -> str:

@@ -1,6 +1,6 @@
 """The one generate flow: a spec in, every Prometheus/Alertmanager/Grafana artifact out.
 
-Use :func:`generate` (or ``streamslo generate --spec FILE --out DIR``). It
+Use :func:`generate` (or ``streamslo generate --spec FILE --out DIR``, :func:`main`). It
 returns ``{relative path: text}`` and :func:`write` puts them on disk; tests
 compare the mapping with golden files without touching the disk.
 
@@ -25,16 +25,21 @@ Artifacts::
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from alerts import alerting, alertmanager, autoscaler, promtool_tests, route53
 from alerts.yamlout import dump, dump_all
+from dashboards import overview, pipeline, provisioning
 from slo.model import Spec
+from slo.spec import SpecError, load_spec
 
-__all__ = ["Options", "generate", "header", "write"]
+__all__ = ["Options", "generate", "header", "main", "spec_label", "write"]
 
 RULES_FILE = "rules.yml"
 
@@ -60,8 +65,6 @@ def _json(data: dict[str, Any]) -> str:
 
 def generate(spec: Spec, spec_label: str, options: Options | None = None) -> dict[str, str]:
     """Every artifact for ``spec`` as ``{relative path: text}``, deterministic."""
-    from dashboards import overview, pipeline, provisioning  # dashboards import alerts.promql
-
     options = options or Options()
     head = f"# {header(spec_label)}"
     files: dict[str, str] = {}
@@ -111,3 +114,42 @@ def write(files: dict[str, str], out: str | Path) -> list[Path]:
         path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
+
+
+def spec_label(path: str) -> str:
+    """The spec path as written in headers: relative to the working directory when inside it."""
+    resolved = Path(path).resolve()
+    try:
+        return resolved.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return resolved.as_posix()
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="streamslo generate", description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", default=None, help="SLO spec file (default: the built-in spec)")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--runbook-base", default="docs/runbooks.md", help="runbook URL before '#anchor'")
+    parser.add_argument("--pagerduty-url", default=alertmanager.PAGERDUTY_EVENTS_URL)
+    parser.add_argument("--routing-key-file", default=alertmanager.ROUTING_KEY_FILE)
+    parser.add_argument("--ticket-webhook-url", default=alertmanager.TICKET_WEBHOOK_URL)
+    parser.add_argument("--prometheus-url", default="http://localhost:9090", help="for Grafana provisioning")
+    args = parser.parse_args(argv)
+    try:
+        spec, problems = load_spec(args.spec)
+    except SpecError as exc:
+        print(f"streamslo generate: {exc}", file=sys.stderr)
+        return 1
+    for problem in problems:
+        print(f"streamslo generate: {problem}", file=sys.stderr)
+    label = spec_label(args.spec) if args.spec else "slo/specs/default.yaml"
+    options = Options(
+        runbook_base=args.runbook_base,
+        pagerduty_url=args.pagerduty_url,
+        routing_key_file=args.routing_key_file,
+        ticket_webhook_url=args.ticket_webhook_url,
+        prometheus_url=args.prometheus_url,
+    )
+    for path in write(generate(spec, label, options), args.out):
+        print(os.fspath(path))
+    return 0

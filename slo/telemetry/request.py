@@ -41,9 +41,9 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
-from streamslo.telemetry import names as n
-from streamslo.telemetry.propagation import inject_headers
-from streamslo.telemetry.sampling import HeadSampler
+from slo.telemetry import names as n
+from slo.telemetry.propagation import inject_headers
+from slo.telemetry.sampling import HeadSampler
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _UNSET = Status(StatusCode.UNSET)
