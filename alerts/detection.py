@@ -3,11 +3,9 @@
 Use :func:`detection_s` for one (SLO, tier) and :func:`markdown_table` for the
 table in ``docs/alerting.md`` (a test keeps the doc equal to this output).
 
-SRE Workbook: when a fraction ``bad`` of events turns bad after a good
-history, the long-window error ratio grows linearly and crosses
-``factor x budget`` after ``factor x budget x long / bad`` (the short window
-crosses sooner), plus the tier's ``for:``. A tier whose threshold exceeds
-``bad`` never fires.
+The maths is :func:`slo.budget.detection_time_s` (``factor x budget x long /
+bad`` plus the tier's ``for:``); a tier whose threshold ``factor x budget``
+is at or above ``bad`` never fires.
 
 >>> from slo.spec import load_spec
 >>> spec, _ = load_spec()
@@ -18,6 +16,7 @@ crosses sooner), plus the tier's ``for:``. A tier whose threshold exceeds
 
 from __future__ import annotations
 
+from slo.budget import detection_time_s
 from slo.durations import format_duration
 from slo.model import SLO, ResolvedTier, Spec
 
@@ -26,10 +25,8 @@ __all__ = ["detection_s", "markdown_table"]
 
 def detection_s(resolved: ResolvedTier, slo: SLO, bad: float = 1.0) -> float | None:
     """Seconds from the start of an incident of error ratio ``bad`` to firing, or None."""
-    threshold = resolved.factor * slo.budget
-    if threshold > bad:
-        return None
-    return threshold * resolved.tier.long_s / bad + resolved.tier.for_s
+    tier = resolved.tier
+    return detection_time_s(resolved.factor, slo.budget, tier.long_s, bad, tier.for_s)
 
 
 def _minutes(seconds: float | None) -> str:

@@ -37,6 +37,7 @@ from alerts import alerting, long_windows, promtool_pipeline
 from alerts import promtool_series as ps
 from slo import conventions as c
 from slo import promql
+from slo.budget import detection_time_s
 from slo.durations import format_duration
 from slo.model import SLO, Condition, ResolvedTier, Spec, Tier, Trigger
 
@@ -113,7 +114,9 @@ def burn_test(spec: Spec, slo: SLO, resolved: ResolvedTier, step: int, runbook_b
     guard = spec.low_traffic_min_events
     per_sample = max(100.0, math.ceil(4 * guard / long_n))
     history = long_n + 2
-    detect_n = threshold * long_n / fire_ratio  # SRE Workbook: factor x budget x window / ratio
+    # Detection time counted in evaluation steps: the long window is long_n steps.
+    detect_n = detection_time_s(resolved.factor, slo.budget, long_n, fire_ratio)
+    assert detect_n is not None, "resolve_tier keeps every threshold below 1, fire_ratio is above it"
     before_n = max(1, math.floor(0.8 * detect_n) - 1)
     # Off the window edge: at least one step past the crossing, plus lag and for:.
     fire_n = max(math.ceil(detect_n) + 1, short_n) + for_n + LAG_STEPS

@@ -77,17 +77,25 @@ def latency_bad(count: int, le_counts: tuple[int, ...], edges: tuple[float, ...]
     raise ValueError(f"threshold {threshold_s!r} is not a histogram bucket edge")
 
 
-def detection_time_s(factor: float, budget: float, long_s: float, bad_ratio: float = 1.0) -> float | None:
-    """Seconds until a tier's long window reaches ``factor`` after the error ratio jumps to ``bad_ratio``.
+def detection_time_s(
+    factor: float, budget: float, long_s: float, bad_ratio: float = 1.0, for_s: float = 0.0
+) -> float | None:
+    """Seconds until a tier fires after the error ratio jumps to ``bad_ratio``; None: never.
 
-    Assumes steady traffic that was all good before: the long-window error
-    ratio grows as ``bad_ratio * t / long_s``. None when it never gets there
-    (``factor * budget >= bad_ratio``). The short window fires far earlier.
+    SRE Workbook: with steady traffic that was all good before, the long-window
+    error ratio grows as ``bad_ratio * t / long_s`` and crosses the tier's
+    threshold ``factor * budget`` after ``factor * budget * long_s / bad_ratio``;
+    the short window crosses sooner; the rule's ``for:`` (``for_s``) comes on top.
+
+    None when ``factor * budget > bad_ratio``. At equality the long window
+    reaches the threshold exactly when it is full of bad events (``long_s``):
+    the alert rule's ``burn >= factor`` and :func:`evaluate_tier` (with its
+    float slack) fire there, so this returns ``long_s + for_s``, not None.
     """
-    needed = factor * budget
-    if needed >= bad_ratio:
+    threshold = factor * budget
+    if threshold > bad_ratio:
         return None
-    return needed / bad_ratio * long_s
+    return threshold * long_s / bad_ratio + for_s
 
 
 @dataclass(frozen=True)

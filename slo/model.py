@@ -222,7 +222,8 @@ def resolve_tier(tier: Tier, slo: SLO) -> ResolvedTier:
     """Adapt ``tier`` to ``slo`` so that it can fire.
 
     The SLI error ratio is at most 1, so the burn rate is at most
-    ``1 / budget``. A tier asking for ``factor >= 1 / budget`` is dead; it is
+    ``1 / budget``. A tier asking for ``factor >= 1 / budget`` is dead (at equality
+    it would fire only after a full long window of total outage); it is
     capped at ``ADAPTED_FACTOR_HEADROOM / budget`` (9x for a 10 % budget).
     """
     if tier.factor * slo.budget < 1.0:

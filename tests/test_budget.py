@@ -95,6 +95,28 @@ def test_the_adapted_fast_tier_of_a_p90_objective_fires(spec: Spec) -> None:
     assert got is not None and math.isclose(got / 60, 54.0)
 
 
+@pytest.mark.parametrize(
+    ("factor", "budget", "bad_ratio", "for_s", "expected_s"),
+    [
+        pytest.param(14.4, 0.01, 1.0, 0.0, 518.4, id="a total outage crosses 14.4x a 1 % budget after 14.4 % of the hour"),
+        pytest.param(14.4, 0.01, 1.0, 120.0, 638.4, id="the tier's for: comes on top of the crossing"),
+        pytest.param(3.0, 0.01, 0.06, 0.0, 1800.0, id="half-way to saturation at twice the threshold ratio"),
+        pytest.param(1.0, 0.1, 0.1 + 1e-9, 0.0, 3600.0 * 0.1 / (0.1 + 1e-9), id="just above the threshold fires just before the window is full"),
+        pytest.param(1.0, 0.1, 0.1, 60.0, 3660.0, id="exactly at the threshold fires when the window is full, as the rule's >= does"),
+        pytest.param(1.0, 0.1, 0.1 - 1e-9, 0.0, None, id="just below the threshold never fires"),
+        pytest.param(14.4, 0.1, 1.0, 0.0, None, id="a factor above 1 / budget never fires, even on a total outage"),
+    ],
+)
+def test_detection_time_at_and_around_the_never_fires_edge(
+    factor: float, budget: float, bad_ratio: float, for_s: float, expected_s: float | None
+) -> None:
+    got = detection_time_s(factor, budget, 3600.0, bad_ratio, for_s)
+    if expected_s is None:
+        assert got is None
+    else:
+        assert got is not None and math.isclose(got, expected_s, rel_tol=1e-9)
+
+
 def _simulate_detection(tier: Tier, budget: float, resolved: ResolvedTier, step_s: float) -> float | None:
     """Feed steady errors-SLI traffic through real windows; all good before 0, all bad after."""
     long = Window(tier.long_s, pane_width(tier.long_s, 2.0), FIRST_EDGE, with_sketch=False)
