@@ -23,7 +23,7 @@ same layout and merge with one vectorized add. At α = 1 % a latency range of
 
 Example::
 
-    s = LogSketch(0.01)
+    s = LogSketch()          # RELATIVE_ACCURACY, 1 %
     s.add_batch(numpy.array([0.120, 0.080, 0.250]))
     s.quantile(0.5)          # ≈ 0.120 (within 1 %)
     t = LogSketch.from_bytes(s.to_bytes())

@@ -14,10 +14,10 @@ from ddsketch import DDSketch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slo import stage1
 from slo.sketch import CHUNK, QUANTILE_METHODS, RELATIVE_ACCURACY, LogSketch, QuantileMethod
+from slo.windows import FIRST_EDGE, Window
 
-ALPHA = 0.01
+ALPHA = RELATIVE_ACCURACY  # the pipeline's accuracy is the one checked against ddsketch
 QS = [0.5, 0.9, 0.95, 0.99, 0.999]
 N = 100_000
 MAX_INDEXABLE = sys.float_info.max / (1 + 2 * ALPHA / (1 - ALPHA))  # ddsketch's max_possible
@@ -190,9 +190,10 @@ def test_sparse_tails_are_within_alpha_of_numpy_default_and_of_the_order_statist
 
 
 def test_every_sketch_of_the_pipeline_uses_the_one_relative_accuracy() -> None:
-    # Sketches of different accuracy cannot merge: stage 1's must be stage 2's
-    # (slo.windows imports the sketch's constant).
-    assert stage1.RELATIVE_ACCURACY == RELATIVE_ACCURACY
+    # Sketches of different accuracy cannot merge: stage 2's window sketches
+    # must be stage 1's (tests/test_stage1.py checks the wire partials).
+    window = Window(60.0, 10.0, FIRST_EDGE + 1, with_sketch=True)
+    assert window.sketch is not None and window.sketch.relative_accuracy == RELATIVE_ACCURACY
     assert LogSketch().relative_accuracy == RELATIVE_ACCURACY
 
 

@@ -10,7 +10,7 @@ import pytest
 from slo import conventions as c
 from slo.beacon import Beacon, Event, Rejected, decode_record, encode
 from slo.partial import Partial
-from slo.sketch import LogSketch
+from slo.sketch import RELATIVE_ACCURACY, LogSketch
 from slo.spec import load_spec
 from slo.stage1 import Stage1
 
@@ -93,6 +93,7 @@ def test_latency_partial_has_exact_bucket_counts_and_a_sketch_of_the_values():
     assert p.sum_s == pytest.approx(values.sum())
     sketch = LogSketch.from_bytes(p.sketch)
     assert sketch.count == 7
+    assert sketch.relative_accuracy == RELATIVE_ACCURACY  # stage 2's windows merge only these
     assert sketch.quantile(0.5) == pytest.approx(0.150, rel=0.01)
 
 
