@@ -73,7 +73,7 @@ _MAP_URI = re.compile(r'^#EXT-X-MAP:.*?\bURI="([^"]+)"')
 
 
 def init_uri(playlist: str) -> str | None:
-    """The ``#EXT-X-MAP`` init segment (fMP4/CMAF) a player needs before the first segment.
+    r"""The ``#EXT-X-MAP`` init segment (fMP4/CMAF) a player needs before the first segment.
 
     >>> init_uri('#EXTM3U\n#EXT-X-MAP:URI="init.mp4"\n#EXTINF:2,\ns0.m4s\n')
     'init.mp4'

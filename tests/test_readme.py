@@ -34,7 +34,7 @@ def first_screen() -> str:
 NEEDS = [
     ("pip install -e '.[dev]'", "the install command"),
     ("streamslo run --demo", "the run command"),
-    ("python -m pytest -q", "the test command"),
+    ("scripts/test", "the test command"),
     ("http://127.0.0.1:8080/", "where the status page is"),
     ("http://127.0.0.1:8080/metrics", "where the metrics are"),
     ("POST /v1/beacons", "the data-flow picture's ingest"),
@@ -47,11 +47,29 @@ def test_first_screen(text: str) -> None:
     assert text in first_screen()
 
 
-def test_the_readme_test_command_is_what_ci_runs() -> None:
-    ci = (ROOT / ".ci" / "run").read_text()
-    ci_commands = [line.strip() for line in ci.splitlines() if "pytest" in line and not line.lstrip().startswith("#")]
-    assert ci_commands == ["python -m pytest -q"]
-    assert "python -m pytest -q" in readme_commands()
+def commands_of(script: Path) -> list[str]:
+    """The script's lines that are not blank or comments."""
+    lines = (line.strip() for line in script.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def test_the_readme_commands_are_what_ci_runs() -> None:
+    ci = commands_of(ROOT / ".ci" / "run")
+    assert "pip install -e '.[dev]'" in readme_commands()
+    assert [line for line in ci if "pip install" in line] == [
+        "python -m pip install -q --disable-pip-version-check -e '.[dev]'"]
+    assert "scripts/test" in readme_commands()
+    assert "scripts/test" in ci
+    assert not [line for line in ci if "pytest" in line or "npm" in line], "CI runs tests only through scripts/test"
+
+
+def test_the_test_command_sets_up_then_runs_the_whole_suite() -> None:
+    script = ROOT / "scripts" / "test"
+    assert script.stat().st_mode & 0o111, "scripts/test is not executable"
+    commands = commands_of(script)
+    assert "bash scripts/install-deps.sh" in commands
+    assert any("npm ci" in line for line in commands)
+    assert commands[-1] == 'exec python -m pytest -q "$@"'
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=[f"links in {d.relative_to(ROOT)} resolve" for d in DOCS])
