@@ -2,7 +2,9 @@
 
 The versioned YAML spec (``slo/spec.py``) is validated and mapped into these
 frozen dataclasses once; nothing downstream sees YAML. Durations are seconds,
-latencies are seconds, ratios are fractions.
+latencies are seconds, ratios are fractions. A field's default here is the
+spec's default for it: ``slo/spec.py`` reads optional fields' defaults from
+these dataclasses and repeats none.
 
 Vocabulary:
 
@@ -134,10 +136,10 @@ class Trigger:
     """
 
     name: str
-    action: str
-    for_s: float
-    window_s: float
     conditions: tuple[Condition, ...]
+    action: str = ""
+    for_s: float = 0.0
+    window_s: float = 60.0
     min_events: int = 0
     recover_for_s: float = 0.0
     on_no_data: str = NO_DATA_HEALTHY
@@ -158,10 +160,10 @@ class Spec:
     name: str
     period_s: float
     regions: tuple[str, ...]
-    evaluate_kind: str
     tiers: tuple[Tier, ...]
     slos: tuple[SLO, ...]
-    triggers: tuple[Trigger, ...]
+    triggers: tuple[Trigger, ...] = ()
+    evaluate_kind: str = c.KIND_RUM
     low_traffic_min_events: int = 0
     quantile_windows_s: tuple[float, ...] = (60.0, 300.0, 3600.0)
     pane_s: float = 2.0

@@ -14,6 +14,7 @@ encodes the platform's targets.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Callable
@@ -25,7 +26,6 @@ import yaml
 from slo import conventions as c
 from slo.durations import parse_duration
 from slo.model import (
-    NO_DATA_HEALTHY,
     NO_DATA_POLICIES,
     SLO,
     TARGET_HPA,
@@ -107,28 +107,49 @@ class _Reader:
             return []
         return value
 
-    def field(
-        self,
-        data: dict[str, Any],
-        key: str,
-        path: str,
-        convert: Callable[[Any], T],
-        default: T | None = None,
-    ) -> T | None:
-        where = f"{path}.{key}" if path else key
+    def required(
+        self, data: dict[str, Any], key: str, path: str, convert: Callable[[Any], T], placeholder: T
+    ) -> T:
+        """``data[key]`` converted; absent or invalid: a problem, and ``placeholder``.
+
+        The placeholder only keeps a spec with errors constructible; such a spec
+        is never used (``parse_spec``).
+        """
         if key not in data:
-            if default is None:
-                self.fail(where, "is required")
+            self.fail(_where(path, key), "is required")
+            return placeholder
+        return self.optional(data, key, path, convert, placeholder)
+
+    def optional(
+        self, data: dict[str, Any], key: str, path: str, convert: Callable[[Any], T], default: T
+    ) -> T:
+        """``data[key]`` converted; absent: ``default`` (see :func:`_default`); invalid: a problem."""
+        if key not in data:
             return default
         try:
             return convert(data[key])
         except (TypeError, ValueError) as exc:
-            self.fail(where, str(exc))
+            self.fail(_where(path, key), str(exc))
             return default
 
     def unknown(self, data: dict[str, Any], known: set[str], path: str) -> None:
         for key in sorted(set(data) - known):
-            self.fail(f"{path}.{key}" if path else key, "unknown field")
+            self.fail(_where(path, key), "unknown field")
+
+
+def _where(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _default(model: type, attr: str) -> Any:
+    """The default of dataclass field ``model.attr``: the spec's defaults live in ``slo/model.py`` only."""
+    for f in dataclasses.fields(model):
+        if f.name == attr:
+            if f.default is not dataclasses.MISSING:
+                return f.default
+            if f.default_factory is not dataclasses.MISSING:
+                return f.default_factory()
+    raise TypeError(f"{model.__name__}.{attr} has no default")
 
 
 # --- field converters: raise ValueError with a message, the reader adds the path
@@ -249,18 +270,11 @@ def _read_spec(r: _Reader, raw: Any, source: str) -> Spec:
     r.unknown(stream, {"pane", "allowed_lateness", "quantile_windows"}, "stream")
     alerting = r.mapping(top.get("alerting", {}), "alerting")
     r.unknown(alerting, {"low_traffic_min_events", "tiers"}, "alerting")
-    quantile_windows = []
-    for i, item in enumerate(r.items(stream.get("quantile_windows", ["1m", "5m", "1h"]), "stream.quantile_windows")):
-        window = r.field({"window": item}, "window", "stream", _positive_duration, 0.0)
-        if window:
-            quantile_windows.append(window)
-        elif r.problems and r.problems[-1].path == "stream.window":
-            r.problems[-1] = Problem(f"stream.quantile_windows[{i}]", r.problems[-1].message)
     return Spec(
-        name=r.field(top, "name", "", _name) or "",
-        period_s=r.field(top, "period", "", _positive_duration) or 30 * 86400.0,
+        name=r.required(top, "name", "", _name, ""),
+        period_s=r.required(top, "period", "", _positive_duration, 1.0),
         regions=_read_regions(r, top.get("regions")),
-        evaluate_kind=r.field(top, "evaluate_kind", "", _kind, c.KIND_RUM) or c.KIND_RUM,
+        evaluate_kind=r.optional(top, "evaluate_kind", "", _kind, _default(Spec, "evaluate_kind")),
         tiers=tuple(_read_tier(r, t, f"alerting.tiers[{i}]") for i, t in enumerate(r.items(alerting.get("tiers"), "alerting.tiers"))),
         slos=tuple(
             slo
@@ -268,12 +282,27 @@ def _read_spec(r: _Reader, raw: Any, source: str) -> Spec:
             for slo in _read_slo(r, item, f"slos[{i}]")
         ),
         triggers=tuple(_read_trigger(r, t, f"triggers[{i}]") for i, t in enumerate(r.items(top.get("triggers", []), "triggers"))),
-        low_traffic_min_events=r.field(alerting, "low_traffic_min_events", "alerting", _count, 0) or 0,
-        quantile_windows_s=tuple(sorted(quantile_windows)),
-        pane_s=r.field(stream, "pane", "stream", _positive_duration, 2.0) or 2.0,
-        allowed_lateness_s=r.field(stream, "allowed_lateness", "stream", _duration, 10.0) or 0.0,
+        low_traffic_min_events=r.optional(
+            alerting, "low_traffic_min_events", "alerting", _count, _default(Spec, "low_traffic_min_events")
+        ),
+        quantile_windows_s=_read_quantile_windows(r, stream),
+        pane_s=r.optional(stream, "pane", "stream", _positive_duration, _default(Spec, "pane_s")),
+        allowed_lateness_s=r.optional(stream, "allowed_lateness", "stream", _duration, _default(Spec, "allowed_lateness_s")),
         source=source,
     )
+
+
+def _read_quantile_windows(r: _Reader, stream: dict[str, Any]) -> tuple[float, ...]:
+    if "quantile_windows" not in stream:
+        default: tuple[float, ...] = _default(Spec, "quantile_windows_s")
+        return default
+    windows = []
+    for i, item in enumerate(r.items(stream["quantile_windows"], "stream.quantile_windows")):
+        try:
+            windows.append(_positive_duration(item))
+        except (TypeError, ValueError) as exc:
+            r.fail(f"stream.quantile_windows[{i}]", str(exc))
+    return tuple(sorted(windows))
 
 
 def _read_regions(r: _Reader, value: Any) -> tuple[str, ...]:
@@ -292,38 +321,37 @@ def _read_tier(r: _Reader, raw: Any, path: str) -> Tier:
     data = r.mapping(raw, path)
     r.unknown(data, {"name", "long", "short", "factor", "severity", "for"}, path)
     return Tier(
-        name=r.field(data, "name", path, _name) or "",
-        long_s=r.field(data, "long", path, _positive_duration) or 1.0,
-        short_s=r.field(data, "short", path, _positive_duration) or 1.0,
-        factor=r.field(data, "factor", path, _positive) or 1.0,
-        severity=r.field(data, "severity", path, _severity) or c.SEVERITY_PAGE,
-        for_s=r.field(data, "for", path, _duration, 0.0) or 0.0,
+        name=r.required(data, "name", path, _name, ""),
+        long_s=r.required(data, "long", path, _positive_duration, 1.0),
+        short_s=r.required(data, "short", path, _positive_duration, 1.0),
+        factor=r.required(data, "factor", path, _positive, 1.0),
+        severity=r.required(data, "severity", path, _severity, c.SEVERITY_PAGE),
+        for_s=r.optional(data, "for", path, _duration, _default(Tier, "for_s")),
     )
 
 
 def _read_slo(r: _Reader, raw: Any, path: str) -> list[SLO]:
     data = r.mapping(raw, path)
     r.unknown(data, {"sli", "description", "objectives"}, path)
-    sli = r.field(data, "sli", path, _sli) or ""
-    description = r.field(data, "description", path, _text, "") or ""
+    sli = r.required(data, "sli", path, _sli, "")
+    description = r.optional(data, "description", path, _text, _default(SLO, "description"))
     slos = []
     for j, item in enumerate(r.items(data.get("objectives"), f"{path}.objectives")):
         where = f"{path}.objectives[{j}]"
         obj = r.mapping(item, where)
         if sli == c.SLI_ERRORS:
             r.unknown(obj, {"name", "max_ratio"}, where)
-            budget = r.field(obj, "max_ratio", where, _ratio) or 0.01
-            name = r.field(obj, "name", where, _name, sli) or sli
+            budget = r.required(obj, "max_ratio", where, _ratio, 0.5)
+            name = r.optional(obj, "name", where, _name, sli)
             slos.append(SLO(name=name, sli=sli, budget=budget, description=description))
         elif sli:
             r.unknown(obj, {"name", "quantile", "threshold_ms"}, where)
-            quantile = r.field(obj, "quantile", where, _ratio) or 0.5
-            threshold_ms = r.field(obj, "threshold_ms", where, _positive) or 1.0
+            quantile = r.required(obj, "quantile", where, _ratio, 0.5)
+            threshold_ms = r.required(obj, "threshold_ms", where, _positive, 1.0)
             default_name = f"{sli}-p{quantile * 100:g}".replace(".", "_")
-            name = r.field(obj, "name", where, _name, default_name) or default_name
             slos.append(
                 SLO(
-                    name=name,
+                    name=r.optional(obj, "name", where, _name, default_name),
                     sli=sli,
                     budget=round(1.0 - quantile, 12),
                     quantile=quantile,
@@ -342,25 +370,30 @@ def _read_trigger(r: _Reader, raw: Any, path: str) -> Trigger:
         where = f"{path}.any[{j}]"
         cond = r.mapping(item, where)
         r.unknown(cond, {"sli", "quantile", "above_ms", "above_ratio"}, where)
-        sli = r.field(cond, "sli", where, _sli) or ""
+        sli = r.required(cond, "sli", where, _sli, "")
         if sli == c.SLI_ERRORS:
-            conditions.append(Condition(sli=sli, above_ratio=r.field(cond, "above_ratio", where, _ratio) or 0.01))
+            conditions.append(Condition(sli=sli, above_ratio=r.required(cond, "above_ratio", where, _ratio, 0.5)))
         else:
-            quantile = r.field(cond, "quantile", where, _ratio) or 0.5
-            above_ms = r.field(cond, "above_ms", where, _positive) or 1.0
+            quantile = r.required(cond, "quantile", where, _ratio, 0.5)
+            above_ms = r.required(cond, "above_ms", where, _positive, 1.0)
             conditions.append(Condition(sli=sli, quantile=quantile, above_s=above_ms / 1000.0))
+
+    def optional(key: str, convert: Callable[[Any], T], attr: str) -> T:
+        default: T = _default(Trigger, attr)
+        return r.optional(data, key, path, convert, default)
+
     return Trigger(
-        name=r.field(data, "name", path, _name) or "",
-        action=r.field(data, "action", path, _text, "") or "",
-        for_s=r.field(data, "for", path, _duration, 0.0) or 0.0,
-        window_s=r.field(data, "window", path, _positive_duration, 60.0) or 60.0,
+        name=r.required(data, "name", path, _name, ""),
         conditions=tuple(conditions),
-        min_events=r.field(data, "min_events", path, _count, 0) or 0,
-        recover_for_s=r.field(data, "recover_for", path, _duration, 0.0) or 0.0,
-        on_no_data=r.field(data, "on_no_data", path, _no_data, NO_DATA_HEALTHY) or NO_DATA_HEALTHY,
-        stale_after_s=r.field(data, "stale_after", path, _positive_duration, 60.0) or 60.0,
-        severity=r.field(data, "severity", path, _severity, c.SEVERITY_TICKET) or c.SEVERITY_TICKET,
-        alert=r.field(data, "alert", path, _alert_name, "") or "",
+        action=optional("action", _text, "action"),
+        for_s=optional("for", _duration, "for_s"),
+        window_s=optional("window", _positive_duration, "window_s"),
+        min_events=optional("min_events", _count, "min_events"),
+        recover_for_s=optional("recover_for", _duration, "recover_for_s"),
+        on_no_data=optional("on_no_data", _no_data, "on_no_data"),
+        stale_after_s=optional("stale_after", _positive_duration, "stale_after_s"),
+        severity=optional("severity", _severity, "severity"),
+        alert=optional("alert", _alert_name, "alert"),
         targets=tuple(
             _read_target(r, item, f"{path}.targets[{k}]")
             for k, item in enumerate(r.items(data.get("targets", []), f"{path}.targets"))
@@ -378,16 +411,21 @@ _TARGET_FIELDS = {"kind", "workload", "namespace", "min_replicas", "max_replicas
 def _read_target(r: _Reader, raw: Any, path: str) -> Target:
     data = r.mapping(raw, path)
     r.unknown(data, _TARGET_FIELDS, path)
-    kind = r.field(data, "kind", path, _target_kind) or TARGET_HPA
+    kind = r.required(data, "kind", path, _target_kind, TARGET_HPA)
     scaler = kind == TARGET_HPA
     for key in ("workload",) if scaler else ("fqdn",):
         if key not in data:
             r.fail(f"{path}.{key}", f"is required for kind {kind}")
+
+    def optional(key: str, convert: Callable[[Any], T]) -> T:
+        default: T = _default(Target, key)
+        return r.optional(data, key, path, convert, default)
+
     return Target(
         kind=kind,
-        workload=r.field(data, "workload", path, _k8s_name, "") or "",
-        namespace=r.field(data, "namespace", path, _k8s_name, "default") or "default",
-        min_replicas=r.field(data, "min_replicas", path, _replicas, 2) or 2,
-        max_replicas=r.field(data, "max_replicas", path, _replicas, 20) or 20,
-        fqdn=r.field(data, "fqdn", path, _fqdn, "") or "",
+        workload=optional("workload", _k8s_name),
+        namespace=optional("namespace", _k8s_name),
+        min_replicas=optional("min_replicas", _replicas),
+        max_replicas=optional("max_replicas", _replicas),
+        fqdn=optional("fqdn", _fqdn),
     )

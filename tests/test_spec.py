@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 import yaml
 
 from slo.durations import format_duration, parse_duration
+from slo.model import Spec
 from slo.spec import DEFAULT_SPEC_PATH, SpecError, load_spec, parse_spec
 from slo.validation import Severity
 from streamslo.cli import main as cli_main
@@ -86,6 +88,65 @@ def test_trigger_fields_left_out_take_their_documented_defaults() -> None:
     trigger = parse_spec(doc)[0].triggers[0]
     assert (trigger.recover_for_s, trigger.on_no_data, trigger.stale_after_s) == (0.0, "healthy", 60.0)
     assert (trigger.severity, trigger.alert, trigger.targets) == ("ticket", "", ())
+
+
+def _lateness(spec: Spec) -> Any:
+    return spec.allowed_lateness_s
+
+
+FIELD_DEFAULTS = [
+    pytest.param("stream.allowed_lateness", ..., _lateness, 10.0, id="an absent allowed_lateness is the model's 10 s"),
+    pytest.param("stream.allowed_lateness", "0s", _lateness, 0.0, id="an explicit 0s allowed_lateness is no lateness at all"),
+    pytest.param("stream.allowed_lateness", "30s", _lateness, 30.0, id="an explicit allowed_lateness is kept"),
+    pytest.param("stream.pane", ..., lambda s: s.pane_s, 2.0, id="an absent pane is 2 s"),
+    pytest.param("stream.quantile_windows", ..., lambda s: s.quantile_windows_s, (60.0, 300.0, 3600.0),
+                 id="absent quantile windows are 1m, 5m and 1h"),
+    pytest.param("stream", ..., lambda s: (s.pane_s, s.allowed_lateness_s), (2.0, 10.0), id="an absent stream section takes every stream default"),
+    pytest.param("evaluate_kind", ..., lambda s: s.evaluate_kind, "rum", id="an absent evaluate_kind is rum"),
+    pytest.param("alerting.low_traffic_min_events", ..., lambda s: s.low_traffic_min_events, 0,
+                 id="an absent low-traffic guard is off"),
+    pytest.param("alerting.low_traffic_min_events", 0, lambda s: s.low_traffic_min_events, 0,
+                 id="an explicit 0 low-traffic guard is off"),
+    pytest.param("alerting.tiers[0].name", "fast", lambda s: s.tiers[0].for_s, 0.0,
+                 id="a tier without for (the default spec's fast tier) fires at once"),
+    pytest.param("alerting.tiers[0].for", "2m", lambda s: s.tiers[0].for_s, 120.0, id="a tier's explicit for is kept"),
+    pytest.param("triggers", ..., lambda s: s.triggers, (), id="a spec without triggers has none"),
+    pytest.param("triggers[0].window", ..., lambda s: s.triggers[0].window_s, 60.0, id="an absent trigger window is 1m"),
+    pytest.param("triggers[0].for", ..., lambda s: s.triggers[0].for_s, 0.0, id="an absent trigger for is 0s"),
+    pytest.param("triggers[0].for", "0s", lambda s: s.triggers[0].for_s, 0.0, id="an explicit 0s trigger for is 0s"),
+    pytest.param("triggers[0].min_events", ..., lambda s: s.triggers[0].min_events, 0, id="an absent trigger min_events is 0"),
+    pytest.param("triggers[0].action", ..., lambda s: s.triggers[0].action, "", id="an absent trigger action is empty"),
+    pytest.param("triggers[0].targets[0].namespace", ..., lambda s: s.triggers[0].targets[0].namespace, "default",
+                 id="an hpa target without a namespace is in default"),
+    pytest.param("triggers[0].targets[0].min_replicas", ..., lambda s: s.triggers[0].targets[0].min_replicas, 2,
+                 id="an hpa target without min_replicas keeps 2"),
+    pytest.param("triggers[0].targets[0].max_replicas", ..., lambda s: s.triggers[0].targets[0].max_replicas, 20,
+                 id="an hpa target without max_replicas allows 20"),
+    pytest.param("slos[0].description", ..., lambda s: s.slos[0].description, "", id="an absent SLO description is empty"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "read", "expected"), FIELD_DEFAULTS)
+def test_an_optional_field_left_out_takes_the_models_default(
+    path: str, value: Any, read: Callable[[Spec], Any], expected: Any
+) -> None:
+    spec, problems = parse_spec(_set(good_spec(), path, value))
+    assert [p for p in problems if p.is_error] == []
+    assert read(spec) == expected
+
+
+def test_the_docs_field_table_states_the_models_defaults() -> None:
+    """docs/spec.md's default column agrees with slo/model.py for the stream and alerting fields."""
+    defaults = Spec(name="x", period_s=1.0, regions=(), tiers=(), slos=())
+    table = (Path(__file__).parent.parent / "docs" / "spec.md").read_text()
+    for field, shown in [
+        ("stream.pane", format_duration(defaults.pane_s)),
+        ("stream.allowed_lateness", format_duration(defaults.allowed_lateness_s)),
+        ("evaluate_kind", defaults.evaluate_kind),
+        ("alerting.low_traffic_min_events", str(defaults.low_traffic_min_events)),
+        ("stream.quantile_windows", f"[{', '.join(format_duration(w) for w in defaults.quantile_windows_s)}]"),
+    ]:
+        assert f"| `{field}` | `{shown}` |" in table, field
 
 
 def test_every_threshold_is_a_histogram_bucket_edge() -> None:
