@@ -1,6 +1,7 @@
 """Real Prometheus and Alertmanager processes for tests, on free 127.0.0.1 ports.
 
-Use the ``prometheus_server`` / ``alertmanager_server`` factory fixtures: each
+The processes are :func:`streamslo.testing.prometheus.start_server` (benchmarks
+use it too). Use the ``prometheus_server`` / ``alertmanager_server`` factory fixtures: each
 call starts one process with the given config and returns a handle with its
 ``url``; every process is stopped (terminate, then kill) at teardown. Tests
 that use them are marked ``@pytest.mark.prometheus`` and are skipped, with the
@@ -13,27 +14,22 @@ reason, when the Debian binaries are missing (``scripts/install-deps.sh``).
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
-PROMETHEUS = shutil.which("prometheus")
-ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-PROMTOOL = shutil.which("promtool")
-AMTOOL = shutil.which("amtool")
+from streamslo.testing.ports import free_port
+from streamslo.testing.prometheus import (
+    ALERTMANAGER,
+    AMTOOL,
+    PROMETHEUS,
+    PROMTOOL,
+    Server,
+    start_server,
+)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["ALERTMANAGER", "AMTOOL", "PROMETHEUS", "PROMTOOL", "Server", "require"]
 
 
 def require(binary: str | None, name: str) -> str:
@@ -41,46 +37,6 @@ def require(binary: str | None, name: str) -> str:
     if binary is None:
         pytest.skip(f"{name} not installed (Debian package; run scripts/install-deps.sh)")
     return binary
-
-
-@dataclass
-class Server:
-    """A running process and where it listens."""
-
-    name: str
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-    def log_tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-
-def _start(name: str, argv: list[str], url: str, log: Path, timeout_s: float = 30.0) -> Server:
-    handle = log.open("wb")
-    process = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT)
-    server = Server(name, url, process, log)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited with {process.returncode}:\n{server.log_tail()}")
-        try:
-            if httpx.get(f"{url}/-/ready", timeout=1.0).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    server.stop()
-    raise RuntimeError(f"{name} not ready after {timeout_s}s:\n{server.log_tail()}")
 
 
 @pytest.fixture
@@ -105,7 +61,7 @@ def prometheus_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
             # resolutions promptly (default 1m).
             "--rules.alert.resend-delay=1s",
         ]
-        server = _start("prometheus", argv, f"http://127.0.0.1:{port}", home / "prometheus.log")
+        server = start_server("prometheus", argv, f"http://127.0.0.1:{port}", home / "prometheus.log")
         started.append(server)
         return server
 
@@ -132,7 +88,7 @@ def alertmanager_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
             f"--web.listen-address=127.0.0.1:{port}",
             "--cluster.listen-address=",
         ]
-        server = _start("alertmanager", argv, f"http://127.0.0.1:{port}", home / "alertmanager.log")
+        server = start_server("alertmanager", argv, f"http://127.0.0.1:{port}", home / "alertmanager.log")
         started.append(server)
         return server
 

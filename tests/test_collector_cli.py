@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from collector.cli import main
+from streamslo.testing.ports import free_port, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "cli-key-0123456789"
@@ -31,12 +30,6 @@ def test_config_errors_exit_2_with_a_message(
     monkeypatch.setenv("STREAMSLO_INGEST_KEYS", env_keys)
     assert main(argv) == 2
     assert message in capsys.readouterr().err
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _installed(module: str) -> bool:
@@ -66,15 +59,7 @@ def test_two_workers_count_every_request_in_one_metrics_view(tmp_path: Path, ser
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "collector did not start"
-            time.sleep(0.2)
+        wait_for_http(f"{base}/healthz", proc)
         sent = 40
         for _ in range(sent):  # one connection per request, so both workers get some
             r = httpx.post(f"{base}/v1/beacons?key=wrong-key-000", content=b"{}", timeout=5)

@@ -14,7 +14,6 @@ import json
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -30,17 +29,11 @@ from slo import conventions as c
 from slo.beacon import Beacon, Event
 from slo.spec import load_spec, parse_spec
 from streamslo.engine import Engine
+from streamslo.testing.ports import free_port, wait_for_http
 from tests.conftest import ROOT
 
 SPEC, _ = load_spec()
 README = ROOT / "README.md"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def streamslo_argv(command: str) -> list[str]:
@@ -60,18 +53,7 @@ def embedded_server(command: str, log: Path, ready_timeout_s: float = 20.0) -> I
     with log.open("w") as out:
         proc = subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + ready_timeout_s
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"{command!r} exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"{command!r} not ready after {ready_timeout_s}s:\n{log.read_text()}")
-            time.sleep(0.2)
+        wait_for_http(f"{base}/healthz", proc, timeout=ready_timeout_s, log=log)
         yield base
     finally:
         proc.terminate()

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from scripts.kafka import metadata_brokers
+from streamslo.testing.kafka import metadata_brokers
 
 pytestmark = pytest.mark.kafka
 
