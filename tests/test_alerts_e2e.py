@@ -28,7 +28,8 @@ import yaml
 from slo import conventions as c
 from slo.spec import load_spec
 from streamslo.generate import Options, generate
-from tests.fixtures_prometheus import Server, free_port
+from streamslo.testing.ports import free_port
+from streamslo.testing.prometheus import Server
 from tests.test_embedded import embedded_server
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]

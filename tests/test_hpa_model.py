@@ -32,7 +32,9 @@ from slo import conventions as c
 from slo.hpa import Hpa
 from slo.spec import load_spec
 from streamslo.generate import generate
-from tests.fixtures_prometheus import PROMETHEUS, PROMTOOL, _start, free_port, require
+from streamslo.testing.ports import free_port
+from streamslo.testing.prometheus import PROMETHEUS, PROMTOOL, start_server
+from tests.fixtures_prometheus import require
 
 SPEC = "slo/specs/default.yaml"
 SCRAPE_S = 15  # the p95 gauge's sample interval, the rule evaluation interval and the HPA sync period
@@ -79,7 +81,7 @@ class Tsdb:
         argv = [require(PROMETHEUS, "prometheus"), f"--config.file={self.home / 'prometheus.yml'}",
                 f"--storage.tsdb.path={self.data}", f"--web.listen-address=127.0.0.1:{port}",
                 "--storage.tsdb.retention.time=30d"]
-        self.server = _start("prometheus", argv, f"http://127.0.0.1:{port}", self.home / f"prom-{self.starts}.log")
+        self.server = start_server("prometheus", argv, f"http://127.0.0.1:{port}", self.home / f"prom-{self.starts}.log")
         return str(self.server.url)
 
     def stop(self) -> None:

@@ -10,7 +10,6 @@ with aiokafka; the workers' ``/metrics`` must then show exact counts
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import subprocess
 import sys
@@ -25,14 +24,22 @@ import httpx
 import numpy as np
 import pytest
 
-from scripts.kafka import free_port
 from slo import conventions as c
 from slo.beacon import Beacon, Event, encode
 from slo.beacon import decode as decode_beacon
 from slo.durations import format_duration
 from slo.promql import le_label
 from slo.spec import load_spec
-from tests.fixtures_kafka import Worker, create_topic, metric_sum, produce_beacons, wait_until
+from streamslo.testing.beacons import wire_body
+from streamslo.testing.ports import free_port, wait_for_http
+from streamslo.testing.stream import (
+    Samples,
+    Worker,
+    create_topic,
+    metric_sum,
+    produce_beacons,
+    wait_until,
+)
 
 pytestmark = pytest.mark.kafka
 SPEC, _ = load_spec()
@@ -99,9 +106,6 @@ def make_corpus(seed: int, beacons: int, now: float, events_per_beacon: int = 20
     return corpus
 
 
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
 def merged(workers: list[Worker]) -> Samples:
     """Engine samples of all workers; each region must come from exactly one worker."""
     out: Samples = {}
@@ -160,15 +164,7 @@ def start_workers(bootstrap: str, tmp: Path, n: int) -> list[Worker]:
 
 def wire_bodies(corpus: Corpus) -> list[bytes]:
     """The corpus as public v1 wire bodies (``POST /v1/beacons``), retries included."""
-    bodies = []
-    for _, value in corpus.messages:
-        b = decode_beacon(value)
-        wire = {"v": 1, "session_id": b.session_id, "seq": b.seq, "sent_at": b.sent_at,
-                "region": b.region, "kind": b.kind,
-                "events": [{"type": e.type, "ts": e.t, "value_ms": e.value_ms, "fatal": e.fatal}
-                           for e in b.events]}
-        bodies.append(json.dumps(wire).encode())
-    return bodies
+    return [wire_body(decode_beacon(value)) for _, value in corpus.messages]
 
 
 async def post_all(port: int, bodies: list[bytes], concurrency: int = 48) -> None:
@@ -195,15 +191,8 @@ def start_collector(bootstrap: str, tmp: Path) -> tuple[subprocess.Popen[bytes],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     log.close()
-    wait_until(lambda: _ready(port), 60, "collector /readyz")
+    wait_for_http(f"http://127.0.0.1:{port}/readyz", proc, log=tmp / "collector.log")
     return proc, port
-
-
-def _ready(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def engine_values(samples: Samples) -> Samples:

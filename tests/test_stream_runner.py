@@ -24,7 +24,8 @@ from slo.stream.settings import Settings
 from slo.stream.stage1_runner import Stage1Runner
 from slo.stream.topics import decode_bundle, ensure_topics
 from slo.telemetry import OFF
-from tests.fixtures_kafka import produce_beacons
+from streamslo.testing.beacons import record
+from streamslo.testing.stream import produce_beacons
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 SPEC, _ = load_spec()
@@ -39,8 +40,8 @@ def beacons(first: int, n: int) -> list[tuple[bytes, bytes]]:
     out = []
     for i in range(first, first + n):
         session = f"s{i}"
-        b = Beacon(session, 0, REGIONS[i % 2], c.KIND_RUM, now, now, [Event(c.EVENT_FIRST_FRAME, now, 100.0)])
-        out.append((session.encode(), encode(b)))
+        out.append(record(Beacon(session, 0, REGIONS[i % 2], c.KIND_RUM, now, now,
+                                 [Event(c.EVENT_FIRST_FRAME, now, 100.0)])))
     return out
 
 
