@@ -1,4 +1,4 @@
-"""The in-process engine: stage 1 and stage 2 driven without Kafka, plus the status view.
+"""The in-process engine: stage 1 and stage 2 driven without Kafka, and the status page's data.
 
 ``streamslo run`` hands every beacon the collector accepts to
 :meth:`Engine.sink`; a background task (:meth:`Engine.run`) flushes stage 1
@@ -15,34 +15,7 @@ broker. Example::
     exporter = InProcessExporter(engine.sink)
     registry.register(EngineCollector(engine.snapshot, spec))
     asyncio.create_task(engine.run())
-    engine.status()          # the JSON the status page renders
-
-The status JSON (``GET /api/status``, rendered by ``streamslo/status/app.js``)::
-
-    {"spec": "live-streaming", "generated_at": 1764151234.5, "kind": "rum",
-     "windows": ["1m", "5m", "1h"],
-     "tiers": [{"name": "fast", "long": "1h", "short": "5m", "factor": 14.4, "severity": "page"}],
-     "demo": null | {"incidents": ["eu-west-1"]},
-     "regions": [{
-       "region": "eu-west-1", "status": "ok" | "warn" | "breach" | "no_data",
-       "incident": false, "events_1m": 950, "freshness_s": 0.8,
-       "latency": [{"sli": "ttff", "quantile": 0.95, "threshold_ms": 200.0,
-                    "values_ms": {"1m": 141.2, "5m": null}, "breach": {"1m": false, "5m": false}}],
-       "errors": {"max_ratio": 0.01, "ratio": {"1m": 0.004, "5m": 0.002},
-                  "breach": {"1m": false, "5m": false}} | null,
-       "slos": [{"slo": "ttff-p95", "budget_remaining": 0.98,
-                 "tiers": [{"tier": "fast", "factor": 14.4, "long": 0.1, "short": 0.3, "firing": false}]}],
-       "triggers": [{"name": "scale_out", "action": "...", "condition": true, "since_s": 35.0,
-                     "for_s": 120.0, "firing": false}],
-       "trend": {"window": "1m", "t": [...], "series": {"ttff p95": [...], "ttff p99": [...]},
-                 "thresholds_ms": {"ttff p95": 200.0, "ttff p99": 300.0}}}]}
-
-Error ratios are errors / attempts per window (``SeriesSnapshot.error_ratio``);
-a ratio counts as a breach only with at least ``low_traffic_min_events``
-attempts in its window. Status of a region: ``breach`` when a burn-rate tier or a trigger fires or
-the shortest window is above a threshold; ``warn`` when a trigger's condition
-holds or a longer window is above a threshold; ``no_data`` without events in
-the shortest window.
+    engine.status()          # the JSON the status page renders (streamslo/status/view.py)
 """
 
 from __future__ import annotations
@@ -50,21 +23,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from slo import conventions as c
 from slo.beacon import Beacon
-from slo.durations import format_duration
 from slo.model import Spec
 from slo.stage1 import Stage1, Stage1Stats
-from slo.stage2 import RegionSnapshot, Snapshot, Stage2
+from slo.stage2 import Snapshot, Stage2
+from streamslo.status.view import StatusView
 
 log = logging.getLogger(__name__)
 
 SOURCE = "embedded"
-TREND_POINTS = 150  # 5 minutes at one point per 2 s
 
 
 class Engine:
@@ -82,20 +52,17 @@ class Engine:
         self.stage1 = Stage1(spec)
         self.stage2 = Stage2(spec)
         self.flush_interval_s = flush_interval_s
-        self.trend_every_s = trend_every_s
+        self.view = StatusView(spec, trend_every_s=trend_every_s)
         self.clock = clock
         self.offset = 0
         self.flushes = 0
+        # The demo's regions with an incident on (the status page marks them); None: no demo.
         self.incidents: Callable[[], set[str]] | None = None
         self._snapshot: Snapshot | None = None
         self._snapshot_flush = -1
-        self._trend_at = 0.0
-        self._trend: dict[str, deque[tuple[float, float | None, float | None]]] = {}
         # slo.stream.metrics.StreamCollector reads a worker's runtime through
         # stage1_stats(), partials_lag and stage2; the engine has no partials topic.
         self.partials_lag: dict[int, int] = {}
-        self._trend_sli = c.SLI_TTFF if c.SLI_TTFF in spec.latency_slis or not spec.latency_slis else spec.latency_slis[0]
-        self._trend_window = min(spec.quantile_windows_s)
 
     # -- the transport ------------------------------------------------------------
 
@@ -112,9 +79,8 @@ class Engine:
             self.stage2.apply(partial)
         self.stage2.advance(now)
         self.flushes += 1
-        if now - self._trend_at >= self.trend_every_s:
-            self._trend_at = now
-            self._record_trend(self.snapshot(now))
+        if self.view.trend_due(now):
+            self.view.record_trend(self.snapshot(now))
         return len(partials)
 
     def snapshot(self, now: float | None = None) -> Snapshot:
@@ -142,150 +108,6 @@ class Engine:
             except Exception:  # keep serving: one bad flush must not stop the engine
                 log.exception("engine flush failed")
 
-    # -- the status view ----------------------------------------------------------
-
-    def _record_trend(self, snap: Snapshot) -> None:
-        for name, region in snap.regions.items():
-            series = region.series.get((self._trend_sli, self.spec.evaluate_kind))
-            q = series.quantiles.get(self._trend_window, {}) if series else {}
-            points = self._trend.setdefault(name, deque(maxlen=TREND_POINTS))
-            points.append((snap.now, q.get(0.95), q.get(0.99)))
-
     def status(self) -> dict[str, Any]:
-        """The status page's JSON (shape in the module docstring)."""
-        snap = self.snapshot()
-        incidents = self.incidents() if self.incidents is not None else None
-        names = list(self.spec.regions) + sorted(set(snap.regions) - set(self.spec.regions))
-        return {
-            "spec": self.spec.name,
-            "generated_at": snap.now,
-            "kind": self.spec.evaluate_kind,
-            "windows": [format_duration(w) for w in self.spec.quantile_windows_s],
-            "tiers": [
-                {"name": t.name, "long": format_duration(t.long_s), "short": format_duration(t.short_s),
-                 "factor": t.factor, "severity": t.severity}
-                for t in self.spec.tiers
-            ],
-            "demo": None if incidents is None else {"incidents": sorted(incidents)},
-            "regions": [
-                region_status(self.spec, name, snap.regions.get(name), snap.now,
-                              self._trend_json(name), incident=bool(incidents and name in incidents))
-                for name in names
-            ],
-        }
-
-    def _trend_json(self, region: str) -> dict[str, Any]:
-        points = list(self._trend.get(region, ()))
-        sli = self._trend_sli
-        thresholds = {
-            f"{sli} p{round(s.quantile * 100)}": _ms(s.threshold_s)
-            for s in self.spec.slos
-            if s.sli == sli and s.quantile in (0.95, 0.99) and s.threshold_s is not None
-        }
-        return {
-            "window": format_duration(self._trend_window),
-            "t": [p[0] for p in points],
-            "series": {f"{sli} p95": [_ms(p[1]) for p in points], f"{sli} p99": [_ms(p[2]) for p in points]},
-            "thresholds_ms": thresholds,
-        }
-
-
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000.0, 3)
-
-
-def region_status(
-    spec: Spec,
-    name: str,
-    region: RegionSnapshot | None,
-    now: float,
-    trend: dict[str, Any],
-    *,
-    incident: bool = False,
-) -> dict[str, Any]:
-    """One region's card of the status JSON; ``region`` None means no data yet."""
-    windows = spec.quantile_windows_s
-    labels = [format_duration(w) for w in windows]
-    kind = spec.evaluate_kind
-    latency, errors = [], None
-    for slo in spec.slos:
-        series = region.series.get((slo.sli, kind)) if region else None
-        if slo.is_latency and slo.threshold_s is not None and slo.quantile is not None:
-            values = {
-                label: _ms(series.quantiles.get(w, {}).get(slo.quantile) if series else None)
-                for w, label in zip(windows, labels, strict=True)
-            }
-            threshold_ms = _ms(slo.threshold_s)
-            latency.append({
-                "sli": slo.sli, "quantile": slo.quantile, "threshold_ms": threshold_ms, "values_ms": values,
-                "breach": {k: v is not None and threshold_ms is not None and v > threshold_ms for k, v in values.items()},
-            })
-        elif slo.sli == c.SLI_ERRORS and region is not None:
-            # Per-window errors / attempts straight from the window sums, so the
-            # shortest (trigger) window has a ratio too, not only the alerting windows.
-            ratios = {
-                label: series.error_ratio(w) if series else None
-                for w, label in zip(windows, labels, strict=True)
-            }
-            # The spec's low-traffic guard, as for burn-rate tiers: 2 failed starts
-            # among the first 50 attempts after a start-up are noise, not a breach.
-            enough = {
-                label: series is not None and series.window_events.get(w, 0) >= spec.low_traffic_min_events
-                for w, label in zip(windows, labels, strict=True)
-            }
-            errors = {"max_ratio": slo.budget, "ratio": ratios,
-                      "breach": {k: v is not None and enough[k] and v > slo.budget for k, v in ratios.items()}}
-    slos = []
-    for slo in spec.slos:
-        s = region.slos.get(slo.name) if region else None
-        slos.append({
-            "slo": slo.name,
-            "budget_remaining": s.budget_remaining if s and s.events.get(spec.period_s) else None,
-            "tiers": [
-                {"tier": t.tier, "factor": t.factor, "long": t.long_burn if t.long_events else None,
-                 "short": t.short_burn if t.long_events else None, "firing": t.firing}
-                for t in (s.tiers if s else ())
-            ],
-        })
-    triggers = []
-    for trig in spec.triggers:
-        state = region.triggers.get(trig.name) if region else None
-        triggers.append({
-            "name": trig.name, "action": trig.action, "for_s": trig.for_s,
-            "condition": bool(state and state.condition), "firing": bool(state and state.active),
-            "since_s": (now - state.since) if state and state.since is not None else None,
-        })
-    events = 0
-    if region:
-        for sli in spec.latency_slis:
-            series = region.series.get((sli, kind))
-            events += series.window_events.get(windows[0], 0) if series else 0
-    return {
-        "region": name,
-        "status": _overall(latency, errors, slos, triggers, labels[0], events),
-        "incident": incident,
-        "events_1m": events,
-        "freshness_s": region.freshness_s if region else None,
-        "latency": latency,
-        "errors": errors,
-        "slos": slos,
-        "triggers": triggers,
-        "trend": trend,
-    }
-
-
-def _overall(
-    latency: list[dict[str, Any]],
-    errors: dict[str, Any] | None,
-    slos: list[dict[str, Any]],
-    triggers: list[dict[str, Any]],
-    shortest: str,
-    events: int,
-) -> str:
-    rows = [*latency, *([errors] if errors else [])]
-    firing = any(t["firing"] for s in slos for t in s["tiers"]) or any(t["firing"] for t in triggers)
-    if firing or any(r["breach"].get(shortest) for r in rows):
-        return "breach"
-    if any(t["condition"] for t in triggers) or any(any(r["breach"].values()) for r in rows):
-        return "warn"
-    return "ok" if events else "no_data"
+        """The status page's JSON for the current snapshot (``streamslo/status/view.py``)."""
+        return self.view.status(self.snapshot(), self.incidents() if self.incidents is not None else None)

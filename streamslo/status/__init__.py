@@ -3,8 +3,9 @@
 The page (``index.html``, ``app.js``, ``style.css`` beside this file) has no
 build step and loads nothing from the network, so it works on an offline
 host. :func:`mount_status` adds its routes to any FastAPI app; the JSON comes
-from a callable (``Engine.status`` in the embedded mode; shape documented in
-``streamslo/engine.py``).
+from a callable (``Engine.status`` in the embedded mode), built from stage 2's
+snapshots by :class:`~streamslo.status.view.StatusView` (``view.py``, where
+its shape is documented).
 
 Example::
 
