@@ -66,9 +66,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def build_config(args: argparse.Namespace) -> CollectorConfig:
-    from slo.spec import load_spec
+    from slo.spec import load_spec_for_cli
 
-    spec, _ = load_spec(args.spec)
+    spec, _ = load_spec_for_cli("collector", args.spec)
     overrides: dict[str, Any] = {"require_key": not args.no_require_key,
                                  "cors_origins": tuple(args.cors_origin)}
     for name in ("rate_per_key", "burst_per_key", "max_body_bytes"):

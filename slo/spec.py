@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -59,14 +60,63 @@ class SpecError(ValueError):
         super().__init__(f"invalid spec {source}:\n{lines}")
 
 
+class SpecFileError(SpecError):
+    """The spec file cannot be read (missing, a directory, no permission) or is not UTF-8 YAML."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.reason = reason
+        super().__init__(str(path), [Problem("<file>", reason)])
+
+
+# Exit code of every command whose --spec file cannot be read or parsed.
+EXIT_SPEC_UNREADABLE = 2
+
+
 def load_spec(path: str | Path | None = None, *, strict: bool = True) -> tuple[Spec, list[Problem]]:
-    """Read and validate the spec at ``path`` (the default spec when None)."""
+    """Read and validate the spec at ``path`` (the default spec when None).
+
+    Raises :class:`SpecFileError` when the file cannot be read or parsed, and
+    :class:`SpecError` (strict) when the spec has errors.
+    """
     path = Path(path) if path is not None else DEFAULT_SPEC_PATH
+    return parse_spec(_read_document(path), source=str(path), strict=strict)
+
+
+def load_spec_for_cli(command: str, path: str | Path | None, *, strict: bool = True) -> tuple[Spec, list[Problem]]:
+    """:func:`load_spec` for ``streamslo <command> --spec``: an unreadable file ends the program.
+
+    Prints one line, ``streamslo <command>: <path>: <reason>``, on stderr and
+    exits :data:`EXIT_SPEC_UNREADABLE` (``SystemExit``, as argparse does for a
+    usage error). An invalid spec still raises :class:`SpecError`: each command
+    maps it to its own documented exit code.
+    """
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return load_spec(path, strict=strict)
+    except SpecFileError as exc:
+        print(f"streamslo {command}: {exc.source}: {exc.reason}", file=sys.stderr)
+        raise SystemExit(EXIT_SPEC_UNREADABLE) from None
+
+
+def _read_document(path: Path) -> Any:
+    """The parsed YAML document at ``path``; :class:`SpecFileError` with a one-line reason."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecFileError(path, exc.strerror or str(exc)) from exc
+    except UnicodeDecodeError as exc:
+        raise SpecFileError(path, f"not UTF-8 text (byte {exc.start})") from exc
+    try:
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise SpecError(str(path), [Problem("<file>", f"not valid YAML: {exc}")]) from exc
-    return parse_spec(raw, source=str(path), strict=strict)
+        raise SpecFileError(path, f"not valid YAML: {_yaml_reason(exc)}") from exc
+
+
+def _yaml_reason(exc: yaml.YAMLError) -> str:
+    """PyYAML's error in one line: what is wrong and where (its own text quotes the source)."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem and exc.problem_mark:
+        mark = exc.problem_mark
+        return f"{exc.problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(exc).split())
 
 
 def parse_spec(raw: Any, *, source: str = "<memory>", strict: bool = True) -> tuple[Spec, list[Problem]]:

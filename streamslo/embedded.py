@@ -46,7 +46,7 @@ from slo import conventions as c
 from slo import health
 from slo.exposition import EngineCollector
 from slo.model import Spec
-from slo.spec import DEFAULT_SPEC_PATH, SpecError, load_spec
+from slo.spec import DEFAULT_SPEC_PATH, SpecError, load_spec_for_cli
 from slo.stream.metrics import StreamCollector
 from streamslo.backtest.data import RecordingSink
 from streamslo.demo import DemoTraffic
@@ -204,8 +204,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     try:
-        spec, problems = load_spec(args.spec)
-    except (OSError, SpecError) as exc:
+        spec, problems = load_spec_for_cli("run", args.spec)
+    except SpecError as exc:
         print(f"streamslo run: {exc}", file=sys.stderr)
         return 1
     for problem in problems:

@@ -37,7 +37,7 @@ from alerts import alerting, alertmanager, autoscaler, promtool_tests, route53
 from alerts.yamlout import dump, dump_all
 from dashboards import overview, pipeline, provisioning
 from slo.model import Spec
-from slo.spec import SpecError, load_spec
+from slo.spec import SpecError, load_spec_for_cli
 
 __all__ = ["Options", "generate", "header", "main", "spec_label", "write"]
 
@@ -136,7 +136,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--prometheus-url", default="http://localhost:9090", help="for Grafana provisioning")
     args = parser.parse_args(argv)
     try:
-        spec, problems = load_spec(args.spec)
+        spec, problems = load_spec_for_cli("generate", args.spec)
     except SpecError as exc:
         print(f"streamslo generate: {exc}", file=sys.stderr)
         return 1

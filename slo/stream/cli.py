@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from slo import conventions as c
-from slo.spec import SpecError, load_spec
+from slo.spec import SpecError, load_spec_for_cli
 from slo.stream.exits import EXIT_CONFIG, EXIT_OK
 from slo.stream.settings import Settings
 
@@ -53,8 +53,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     try:
-        spec, _ = load_spec(args.spec)
-    except (SpecError, OSError) as exc:
+        spec, _ = load_spec_for_cli("worker", args.spec)
+    except SpecError as exc:
         print(f"streamslo worker: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     if args.pane is not None:

@@ -6,7 +6,8 @@ is gone; the table lives in ``docs/configuration.md``.
 | code | meaning |
 |---|---|
 | 0 | stopped on request (SIGTERM / SIGINT) |
-| 1 | bad configuration (spec), or Faust itself crashed (traceback in the log) |
+| 1 | invalid spec, or Faust itself crashed (traceback in the log) |
+| 2 | the spec file cannot be read or parsed (``slo.spec.EXIT_SPEC_UNREADABLE``) |
 | 70 | stage 1 died (child process exited, or the in-process runner raised) |
 
 Example::

@@ -25,7 +25,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from slo.durations import parse_duration
-from slo.spec import load_spec
+from slo.spec import load_spec_for_cli
 from streamslo.backtest import data
 from streamslo.backtest.run import Outcome, backtest
 
@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
-        spec, _ = load_spec(args.spec)
+        spec, _ = load_spec_for_cli("backtest", args.spec)
         incidents = data.load_incidents(args.incidents) if args.incidents else None
         header = data.read_header(args.data)
         eval_s, flush_s = parse_duration(args.eval_interval), parse_duration(args.flush_interval)
