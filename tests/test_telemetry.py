@@ -22,6 +22,7 @@ from slo import partial as partial_mod
 from slo import telemetry as t
 from slo.partial import Partial
 from slo.telemetry import names as n
+from tests.telemetry_sdk_spans import ingest_span, kafka_headers, produce_span
 
 
 class PartialWithLinks(Partial, frozen=True, kw_only=True):
@@ -43,9 +44,9 @@ def make_tracing(
 
 def collector_request(tr: t.Tracing, session: str, events: int) -> list[tuple[str, bytes]]:
     """What the collector does per request: ingest span, produce span, headers on the message."""
-    with tr.ingest(events=events) as span:
-        with tr.produce(c.TOPIC_BEACONS, key=session, partition=0, parent=span) as send:
-            headers = tr.headers(send)
+    with ingest_span(tr, events=events) as span:
+        with produce_span(tr, c.TOPIC_BEACONS, key=session, partition=0, parent=span) as send:
+            headers = kafka_headers(send)
         span.set_attribute(n.ATTR_OUTCOME, c.OUTCOME_ACCEPTED)
     return headers
 
@@ -179,7 +180,7 @@ def test_stage1_span_parent_comes_from_the_message_headers(
     tr, _ = make_tracing(exporter, {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "1"})
     assert tr.head is not None
     # An unrelated current span must not become the parent.
-    with tr.ingest(events=1), tr.process(headers, c.TOPIC_BEACONS, partition=2, root=root):
+    with ingest_span(tr, events=1), tr.process(headers, c.TOPIC_BEACONS, partition=2, root=root):
         pass
     spans = by_name(exporter.get_finished_spans(), n.process_span_name(c.TOPIC_BEACONS))
     if parent == "no span":
@@ -204,7 +205,7 @@ def test_one_percent_sampling_keeps_about_one_percent_of_ingest_traces(head: boo
     )
     assert (tr.head is not None) is head
     for _ in range(20_000):
-        with tr.ingest(events=1):
+        with ingest_span(tr, events=1):
             pass
     spans = exporter.get_finished_spans()
     # 200 expected; the bounds are 7 standard deviations wide. Were the head
@@ -220,7 +221,7 @@ def test_a_head_sampled_draw_is_consumed_by_the_span_it_was_drawn_for() -> None:
         exporter, {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "1"}
     )
     assert tr.head is not None
-    span_cm = tr.ingest(events=1)  # not entered yet: the span must already own the drawn id
+    span_cm = ingest_span(tr, events=1)  # not entered yet: the span must already own the drawn id
     assert getattr(provider.id_generator._local, "trace_id", 0) == 0
     with span_cm as span:
         assert span.is_recording()
@@ -228,12 +229,13 @@ def test_a_head_sampled_draw_is_consumed_by_the_span_it_was_drawn_for() -> None:
 
 def test_with_tracing_off_helpers_are_no_ops() -> None:
     off = t.OFF
-    with off.ingest(events=3) as span, off.produce(c.TOPIC_BEACONS, key="s"):
-        span.set_attribute(n.ATTR_OUTCOME, c.OUTCOME_ACCEPTED)
-        assert not span.is_recording()
-        assert t.inject_headers() == [] and off.headers() == []
+    assert off.request() is None
     with off.process([("traceparent", b"x")], c.TOPIC_BEACONS) as s1, off.merge(b"", region="eu", sli="ttff") as s2:
+        s1.set_attribute(n.ATTR_DUPLICATE, True)
         assert not s1.is_recording() and not s2.is_recording()
+        assert t.inject_headers() == []
+    with off.process_batch([[("traceparent", b"x")]], c.TOPIC_BEACONS) as s3:
+        assert not s3.is_recording()
 
 
 # --- setup_tracing and the OTEL_* variables ----------------------------------------
@@ -351,7 +353,7 @@ def test_installed_setup_is_idempotent_and_shutdown_flushes_the_batch(installed:
     first = t.setup_tracing("a", exporter=exporter, env={}, set_global=False)
     assert first is not None and t.tracing().enabled
     assert t.setup_tracing("b", env={}, set_global=False) is first
-    with t.tracing().ingest(events=1):
+    with ingest_span(t.tracing(), events=1):
         pass
     assert exporter.get_finished_spans() == ()  # still queued in the BatchSpanProcessor
     t.shutdown_tracing()
@@ -459,7 +461,7 @@ def test_all_is_honest() -> None:
 def test_an_exception_escaping_a_span_marks_it_as_an_error_and_propagates() -> None:
     exporter = InMemorySpanExporter()
     tr, _ = make_tracing(exporter)
-    with pytest.raises(RuntimeError, match="kafka down"), tr.ingest(events=1):
+    with pytest.raises(RuntimeError, match="kafka down"), ingest_span(tr, events=1):
         raise RuntimeError("kafka down")
     (span,) = exporter.get_finished_spans()
     assert span.status.status_code is StatusCode.ERROR
@@ -496,24 +498,6 @@ def test_a_batch_without_sampled_messages_has_no_span() -> None:
     with tr.process_batch([[], UNSAMPLED, None], c.TOPIC_BEACONS) as span:
         assert not span.is_recording()
     assert exporter.get_finished_spans() == ()
-
-
-@pytest.mark.parametrize(
-    ("root", "nested"),
-    [(True, False), (False, True)],
-    ids=[
-        "the ingest span starts its own trace whatever span is current",
-        "with root False the ingest span nests under the current span",
-    ],
-)
-def test_ingest_span_root_or_nested(root: bool, nested: bool) -> None:
-    exporter = InMemorySpanExporter()
-    tr, provider = make_tracing(exporter)
-    with provider.get_tracer("outer").start_as_current_span("http") as outer, tr.ingest(root=root):
-        pass
-    (ingest,) = by_name(exporter.get_finished_spans(), n.SPAN_INGEST)
-    assert (ingest.context.trace_id == outer.get_span_context().trace_id) is nested
-    assert (ingest.parent is not None) is nested
 
 
 # --- the collector's recorded spans (slo.telemetry.request) -------------------------
@@ -570,12 +554,12 @@ def test_recorded_request_spans_equal_the_sdk_spans_of_the_same_request(
                 spans.set_error("unavailable")
             spans.end()
         else:
-            with tr.ingest() as span:
+            with ingest_span(tr) as span:
                 if send:
                     span.set_attribute(n.ATTR_EVENTS, events)
                     expect = pytest.raises(RuntimeError) if fails else contextlib.nullcontext()
-                    with expect, tr.produce(c.TOPIC_BEACONS, key="s1", parent=span) as producer:
-                        assert [k for k, _ in tr.headers(producer)] == ["traceparent"]
+                    with expect, produce_span(tr, c.TOPIC_BEACONS, key="s1", parent=span) as producer:
+                        assert [k for k, _ in kafka_headers(producer)] == ["traceparent"]
                         if error is not None:
                             raise error
                 span.set_attribute(n.ATTR_OUTCOME, outcome)

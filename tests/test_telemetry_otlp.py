@@ -15,6 +15,7 @@ from slo import telemetry as t
 from slo.telemetry import names as n
 from tests.conftest import ROOT
 from tests.otlp_sink import OtlpSink
+from tests.telemetry_sdk_spans import ingest_span, produce_span
 
 SPAN_KIND_SERVER, SPAN_KIND_PRODUCER, SPAN_KIND_CONSUMER = 2, 4, 5
 
@@ -31,8 +32,8 @@ def test_the_pipeline_spans_arrive_over_otlp_http_with_parents_and_links(sink: O
     )
     assert provider is not None
     tr = t.Tracing(provider.get_tracer(n.TRACER_NAME))
-    with tr.ingest(events=4) as span:
-        with tr.produce(c.TOPIC_BEACONS, key="s1", partition=1):
+    with ingest_span(tr, events=4) as span:
+        with produce_span(tr, c.TOPIC_BEACONS, key="s1", partition=1):
             headers = t.inject_headers()
         span.set_attribute(n.ATTR_OUTCOME, c.OUTCOME_ACCEPTED)
     links = t.LinkSet()
@@ -62,8 +63,9 @@ CHILD = textwrap.dedent(
     """
     from slo.telemetry import setup_tracing, tracing
     assert setup_tracing("streamslo-collector") is not None
-    with tracing().ingest(events=2):
-        pass
+    spans = tracing().request()  # the collector's ingest span, sampled at ratio 1
+    assert spans is not None
+    spans.end()
     # no explicit shutdown: the exit hook must export the queued span
     """
 )

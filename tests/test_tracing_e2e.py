@@ -45,6 +45,7 @@ from slo.telemetry import names as tn
 from tests.fixtures_kafka import Worker
 from tests.fixtures_kafka import wait_until as wait_until_sync
 from tests.otlp_sink import OtlpSink, ReceivedSpan
+from tests.telemetry_sdk_spans import ingest_span, kafka_headers, produce_span
 from tests.test_collector_kafka import read_topic, wait_until
 
 KEY = "test-key-0123456789"
@@ -229,8 +230,8 @@ def stage1_partials(trace_links: bytes) -> list[Partial]:
 
 def test_the_stage2_merge_span_links_to_the_stage1_spans_its_partials_carry(spans: Spans) -> None:
     # A sampled stage-1 batch span, as the runner builds it from a message's traceparent.
-    with spans.tr.ingest() as ingest, spans.tr.produce(c.TOPIC_BEACONS, parent=ingest) as send:
-        headers = spans.tr.headers(send)
+    with ingest_span(spans.tr) as ingest, produce_span(spans.tr, c.TOPIC_BEACONS, parent=ingest) as send:
+        headers = kafka_headers(send)
     with spans.tr.process_batch([headers, []], c.TOPIC_BEACONS, partition=0, group=STAGE1_GROUP) as batch:
         links = LinkSet()
         assert links.add_span(batch)

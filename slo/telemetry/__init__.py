@@ -6,12 +6,16 @@ When to use: every component calls :func:`setup_tracing` once at start and
 
     setup_tracing("streamslo-collector")          # off unless OTEL_EXPORTER_OTLP_*ENDPOINT is set
     tr = tracing()
-    with tr.ingest(events=20) as span, tr.produce("beacons", key="s1"):
-        headers = inject_headers()                # -> producer.send(..., headers=headers)
+    spans = tr.request()                          # the collector: None unless this request is sampled
+    with tr.merge(partial.trace_links, region="eu-west-1"):   # stage 2
+        ...
 
 Modules: :mod:`.setup` (SDK, env config), :mod:`.sampling` (cheap head
-sampling, link-aware roots), :mod:`.spans` (the four pipeline spans), :mod:`.propagation` (Kafka headers, span contexts in
-partials), :mod:`.names` (span and attribute names).
+sampling, link-aware roots), :mod:`.request` (the collector's ingest and
+produce spans, recorded as plain data), :mod:`.spans` (stage 1's and stage 2's
+spans, through the SDK), :mod:`.propagation` (Kafka headers, span contexts in
+partials), :mod:`.names` (span and attribute names). From the project it
+imports only :mod:`slo.conventions`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The collector's per-request spans, recorded as plain data: the SDK's cost without the SDK's Span.
 
 A sampled ``POST /v1/beacons`` gets an ingest span and, with Kafka, a
-``send <topic>`` child. Built through the SDK (``Tracing.ingest`` /
-``Tracing.produce``) those two spans cost about 170 µs of the event loop's
+``send <topic>`` child. Built through the SDK (as ``tests/telemetry_sdk_spans.py``
+does, the reference they are tested against) those two spans cost about 170 µs of the event loop's
 CPU (sampler chain, attribute validation behind a lock, context attach and
 detach, two ``Span`` objects), several times the whole request, and far
 more on a busy server where that rarely run code is cold: at 1 % sampling

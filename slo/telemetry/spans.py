@@ -1,19 +1,21 @@
-"""The pipeline spans: ingest, Kafka produce, stage-1 process (per message or batch), stage-2 merge.
+"""The pipeline spans built through the SDK: stage-1 process (per message or batch), stage-2 merge.
 
 Components hold a :class:`Tracing` (``slo.telemetry.tracing()`` once
 :func:`~slo.telemetry.setup_tracing` ran, or ``Tracing.from_provider(p)``
 in tests) and wrap their work in its context managers. With tracing off every
-method returns one shared ``nullcontext(INVALID_SPAN)``: the hot path pays a
-method call, and ``span.set_attribute`` on the invalid span is a no-op, so
-callers never branch::
+method returns one shared ``nullcontext(INVALID_SPAN)`` (:data:`NO_SPAN`): the
+hot path pays a method call, and ``span.set_attribute`` on the invalid span is
+a no-op, so callers never branch::
 
     tr = tracing()
-    with tr.ingest(events=len(beacon.events)) as span:
-        with tr.produce(TOPIC_BEACONS, key=beacon.session_id, parent=span) as send:
-            await producer.send_and_wait(TOPIC_BEACONS, value, key=key, headers=tr.headers(send))
-        span.set_attribute(ATTR_OUTCOME, OUTCOME_ACCEPTED)
-"""
+    with tr.process_batch([r.headers for r in records], TOPIC_BEACONS, partition=0) as span:
+        links.add_span(span)      # a no-op on the invalid span
+    with tr.merge(partial.trace_links, region=partial.region) as span:
+        span.set_attribute(ATTR_PARTIAL_SKIPPED, not stage2.apply(partial))
 
+The collector's two spans (ingest, produce) are recorded without the SDK's
+``Span``: :meth:`Tracing.request` (:mod:`.request`).
+"""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -33,7 +35,6 @@ from slo.telemetry.propagation import (
     decode_span_contexts,
     extract_context,
     header_value,
-    inject_headers,
     span_context_from_headers,
 )
 from slo.telemetry.request import RequestRecorder, RequestSpans
@@ -41,8 +42,8 @@ from slo.telemetry.sampling import HeadSampler, head_sampler_for
 
 SpanCM = AbstractContextManager[Span]
 
-# Reusable: nullcontext may be entered any number of times.
-_OFF: SpanCM = nullcontext(INVALID_SPAN)
+NO_SPAN: SpanCM = nullcontext(INVALID_SPAN)
+"""What every helper returns when there is no span to make (reusable: nullcontext re-enters)."""
 
 
 def _flags_sampled(traceparent: bytes | str) -> bool | None:
@@ -86,6 +87,22 @@ class _Scope:
         self.span.end()
 
 
+def start_span(
+    tracer: Tracer,
+    name: str,
+    kind: SpanKind,
+    attrs: dict[str, AttributeValue],
+    context: Context | None = None,
+    links: Sequence[Link] = (),
+) -> SpanCM:
+    """Start ``name`` now and return the context manager that makes it current and ends it.
+
+    Started eagerly (not ``start_as_current_span``, which starts on
+    ``__enter__``), so a trace id preset by the head sampler is consumed at once.
+    """
+    return _Scope(tracer.start_span(name, context, kind, attrs, links))
+
+
 class Tracing:
     """Span factory for one component; ``Tracing(None)`` is the no-op used when tracing is off.
 
@@ -113,15 +130,6 @@ class Tracing:
         """
         return self.recorder.start() if self.recorder is not None else None
 
-    def headers(self, span: Span | None = None) -> list[tuple[str, bytes]]:
-        """:func:`inject_headers` for ``span`` (default: the current one); ``[]`` at once when off.
-
-        Pass the produce span when it is at hand: it saves a context lookup.
-        """
-        if self.tracer is None:
-            return []
-        return inject_headers(span.get_span_context() if span is not None else None)
-
     @classmethod
     def from_provider(cls, provider: TracerProvider, *, head: bool = True) -> Tracing:
         """The helpers for ``provider``, with its head sampler when it has one
@@ -129,81 +137,6 @@ class Tracing:
         sampler = head_sampler_for(provider) if head else None
         return cls(provider.get_tracer(n.TRACER_NAME), sampler,
                    RequestRecorder.for_provider(provider, sampler))
-
-    def _start(
-        self,
-        tracer: Tracer,
-        name: str,
-        kind: SpanKind,
-        attrs: dict[str, AttributeValue],
-        context: Context | None = None,
-        links: Sequence[Link] = (),
-    ) -> SpanCM:
-        # Start eagerly (not start_as_current_span, which starts on __enter__),
-        # so an id preset by the head sampler is consumed right now.
-        return _Scope(tracer.start_span(name, context, kind, attrs, links))
-
-    def ingest(
-        self,
-        *,
-        beacons: int = 1,
-        events: int = 0,
-        attributes: dict[str, AttributeValue] | None = None,
-        root: bool = True,
-    ) -> SpanCM:
-        """Server span of one ``POST /v1/beacons`` request; set the outcome on it before leaving.
-
-        The span starts a trace (``root=True``), whatever span is current:
-        no context lookup on the hot path. ``root=False`` nests it under the
-        current span (an outer HTTP instrumentation, say), and the SDK's
-        parent-based rule decides. Attributes are kept few on purpose: each
-        costs SDK validation and OTLP encoding on the hot path's CPU.
-        """
-        if self.tracer is None:
-            return _OFF
-        if root:
-            if self.head is not None and not self.head.draw():
-                return _OFF
-            parent: Context | None = Context()
-        else:
-            parent = None
-        attrs: dict[str, AttributeValue] = {
-            n.ATTR_BEACONS: beacons,
-            n.ATTR_EVENTS: events,
-        }
-        if attributes:
-            attrs.update(attributes)
-        return self._start(self.tracer, n.SPAN_INGEST, SpanKind.SERVER, attrs, parent)
-
-    def produce(
-        self,
-        topic: str,
-        *,
-        key: str | bytes | None = None,
-        partition: int | None = None,
-        parent: Span | None = None,
-    ) -> SpanCM:
-        """Producer span of one Kafka send; call :meth:`headers` inside it.
-
-        Only inside a recording span (the ingest span): a produce is never a
-        trace of its own, and an unsampled request pays nothing here. Pass
-        that span as ``parent`` when it is at hand (it must be the current
-        span): it saves a context lookup on every unsampled request.
-        """
-        if self.tracer is None:
-            return _OFF
-        if not (parent if parent is not None else trace.get_current_span()).is_recording():
-            return _OFF
-        attrs: dict[str, AttributeValue] = {
-            n.MESSAGING_SYSTEM: n.MESSAGING_SYSTEM_KAFKA,
-            n.MESSAGING_DESTINATION: topic,
-            n.MESSAGING_OPERATION_NAME: n.OPERATION_SEND,
-        }
-        if key is not None:
-            attrs[n.MESSAGING_KAFKA_KEY] = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
-        if partition is not None:
-            attrs[n.MESSAGING_PARTITION] = str(partition)
-        return self._start(self.tracer, n.produce_span_name(topic), SpanKind.PRODUCER, attrs)
 
     def process(
         self,
@@ -226,14 +159,14 @@ class Tracing:
         message in a few µs, so root spans there would cost more than the work.
         """
         if self.tracer is None:
-            return _OFF
+            return NO_SPAN
         parent = header_value(headers, n.HEADER_TRACEPARENT)
         if parent is not None and _flags_sampled(parent) is False:
-            return _OFF
+            return NO_SPAN
         remote = span_context_from_headers(headers) if parent is not None else None
         if remote is None:  # no (valid) parent: a root, whatever the current context
             if not root or (self.head is not None and not self.head.draw()):
-                return _OFF
+                return NO_SPAN
             context = Context()
         else:
             context = trace.set_span_in_context(trace.NonRecordingSpan(remote), Context())
@@ -248,7 +181,7 @@ class Tracing:
             attrs[n.MESSAGING_KAFKA_OFFSET] = offset
         if group is not None:
             attrs[n.MESSAGING_CONSUMER_GROUP] = group
-        return self._start(self.tracer, n.process_span_name(topic), SpanKind.CONSUMER, attrs, context)
+        return start_span(self.tracer, n.process_span_name(topic), SpanKind.CONSUMER, attrs, context)
 
     def process_batch(
         self,
@@ -271,7 +204,7 @@ class Tracing:
         ones (the cheap way: most messages carry none).
         """
         if self.tracer is None:
-            return _OFF
+            return NO_SPAN
         links, seen = [], 0
         for h in headers:
             seen += 1
@@ -283,7 +216,7 @@ class Tracing:
                 if ctx is not None:
                     links.append(Link(ctx))
         if not links:
-            return _OFF
+            return NO_SPAN
         attrs: dict[str, AttributeValue] = {
             n.MESSAGING_SYSTEM: n.MESSAGING_SYSTEM_KAFKA,
             n.MESSAGING_DESTINATION: topic,
@@ -295,7 +228,7 @@ class Tracing:
             attrs[n.MESSAGING_PARTITION] = str(partition)
         if group is not None:
             attrs[n.MESSAGING_CONSUMER_GROUP] = group
-        return self._start(
+        return start_span(
             self.tracer, n.process_span_name(topic), SpanKind.CONSUMER, attrs, Context(), links
         )
 
@@ -319,7 +252,7 @@ class Tracing:
         sampled beacon's trace reaches stage 2.
         """
         if self.tracer is None:
-            return _OFF
+            return NO_SPAN
         blobs = [trace_links] if isinstance(trace_links, bytes) else trace_links
         # A bundle's partials (one per sli/kind/pane) usually repeat the same links.
         unique = {(x.trace_id, x.span_id): x for blob in blobs for x in decode_span_contexts(blob)}
@@ -329,7 +262,7 @@ class Tracing:
         # Links in partials are sampled by construction (LinkSet); without any,
         # a root merge span is an ordinary ratio decision.
         if root and not links and self.head is not None and not self.head.draw():
-            return _OFF
+            return NO_SPAN
         attrs: dict[str, AttributeValue] = {
             n.ATTR_STAGE: 2,
             n.ATTR_REGION: region,
@@ -343,7 +276,7 @@ class Tracing:
             attrs[n.ATTR_PARTIAL_LO] = lo
         if hi is not None:
             attrs[n.ATTR_PARTIAL_HI] = hi
-        return self._start(self.tracer, n.SPAN_MERGE, SpanKind.CONSUMER, attrs, context, links)
+        return start_span(self.tracer, n.SPAN_MERGE, SpanKind.CONSUMER, attrs, context, links)
 
 
 OFF = Tracing(None)
