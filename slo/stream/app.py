@@ -273,7 +273,7 @@ def build_app(settings: Settings, *, tracer: Tracing | None = None) -> faust.App
 
     registry = CollectorRegistry()
     registry.register(EngineCollector(lambda: rt.stage2.snapshot(time.time()), settings.spec))
-    registry.register(StreamCollector(rt))
+    registry.register(StreamCollector(rt, skipped_bundles=rt.skipped_bundles))
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:

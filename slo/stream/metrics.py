@@ -5,27 +5,53 @@ the registry ``/metrics`` serves. It reads the worker's live counters at
 scrape time (no per-event metric calls on the hot path). Freshness per region
 comes from the engine snapshot (``streamslo_stream_freshness_seconds``).
 
+The collector reads a :class:`StreamState`: the Faust worker's
+``slo.stream.app.Runtime`` or the embedded ``streamslo.engine.Engine``.
+
 Example::
 
-    registry.register(StreamCollector(runtime))
+    registry.register(StreamCollector(runtime, skipped_bundles=runtime.skipped_bundles))
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from slo import conventions as c
+from slo.stage1 import Stage1Stats
+from slo.stage2 import Stage2
+
+
+class StreamState(Protocol):
+    """What :class:`StreamCollector` reads at scrape time, and nothing else."""
+
+    @property
+    def stage2(self) -> Stage2:
+        """Stage 2: its ``counters`` (applied, duplicate, late, rejected, overlapping partials)."""
+
+    @property
+    def partials_lag(self) -> Mapping[int, int]:
+        """Records behind the end of each owned partials partition (stage-2 input)."""
+
+    def stage1_stats(self) -> Stage1Stats:
+        """Stage-1 counters, lag per input partition and failed cuts."""
 
 
 class StreamCollector(Collector):
-    """Yields stage-1 and stage-2 self-metrics of ``runtime`` (``slo.stream.app.Runtime``)."""
+    """Yields stage-1 and stage-2 self-metrics of ``state``.
 
-    def __init__(self, runtime: Any) -> None:
-        self._rt = runtime
+    ``skipped_bundles`` is the worker's live count of stage-2 bundles skipped
+    by reason (``slo.stream.app.Runtime.skipped_bundles``, updated in place);
+    the embedded engine decodes no bundles and passes none.
+    """
+
+    def __init__(self, state: StreamState, skipped_bundles: Mapping[str, int] | None = None) -> None:
+        self._state = state
+        self._skipped_bundles: Mapping[str, int] = skipped_bundles if skipped_bundles is not None else {}
 
     def describe(self) -> Iterator[Metric]:
         yield from self._families()
@@ -34,7 +60,7 @@ class StreamCollector(Collector):
         yield from self._families(live=True)
 
     def _families(self, live: bool = False) -> list[Metric]:
-        rt = self._rt
+        state = self._state
         lag = GaugeMetricFamily(
             c.METRIC_STREAM_LAG, "Records behind the end of each owned input partition.",
             labels=[c.LABEL_STAGE, c.LABEL_PARTITION],
@@ -70,24 +96,23 @@ class StreamCollector(Collector):
             "Stage-1 cuts whose commit or produce failed; their partitions were re-read.",
         )
         if live:
-            # The embedded engine (streamslo/engine.py) has no stage-2 bundles to skip.
-            stats = rt.stage1_stats()
+            stats = state.stage1_stats()
             counters = stats.counters
             for partition, value in sorted(stats.lag.items()):
                 lag.add_metric(["1", str(partition)], value)
-            for partition, value in sorted(rt.partials_lag.items()):
+            for partition, value in sorted(state.partials_lag.items()):
                 lag.add_metric(["2", str(partition)], value)
             dups.add_metric([], counters.duplicates)
             late.add_metric([], counters.late_events)
             events.add_metric([], counters.events)
-            stage2 = rt.stage2.counters
+            stage2 = state.stage2.counters
             partials.add_metric(["1", "produced"], counters.partials)
             partials.add_metric(["2", "applied"], stage2.applied)
             partials.add_metric(["2", "duplicate"], stage2.duplicate)
             partials.add_metric(["2", "late"], stage2.late)
             partials.add_metric(["2", "rejected"], stage2.rejected)
             partials.add_metric(["2", "overlapping"], stage2.overlapping)
-            for stage, by_reason in (("1", counters.skipped_records), ("2", getattr(rt, "skipped_bundles", {}))):
+            for stage, by_reason in (("1", counters.skipped_records), ("2", self._skipped_bundles)):
                 for reason, n in sorted(by_reason.items()):
                     skipped.add_metric([stage, reason], n)
             for reason, n in sorted(counters.dropped_events.items()):
