@@ -3,8 +3,9 @@
 ``streamslo/`` (CLI, embedded, generate, backtest, status) is the top and may
 import everything; ``collector/``, ``alerts/`` and ``dashboards/`` stand on
 ``slo/`` only and never on each other; the modules directly in ``slo/`` are
-pure domain logic, with no web, stream, Kafka, metrics or tracing framework;
-``slo/telemetry/`` (OpenTelemetry) knows only ``slo.conventions``. Nothing is
+pure domain logic, with no web, stream, Kafka, metrics or tracing framework
+and none of the adapters built on them (``slo/stream``, ``slo/telemetry``,
+``slo/exposition``); ``slo/telemetry/`` (OpenTelemetry) knows only ``slo.conventions``. Nothing is
 imported: each file is parsed with :mod:`ast`, relative imports are resolved,
 and ``from a import b`` counts as importing ``a.b``. Imports under
 ``if TYPE_CHECKING:`` count too: a type is a dependency.
@@ -23,6 +24,7 @@ from tests.conftest import ROOT
 PROJECT = ("alerts", "bench", "collector", "dashboards", "scripts", "slo", "streamslo", "tests")
 FRAMEWORKS = ("fastapi", "starlette", "faust", "aiokafka", "kafka", "confluent_kafka",
               "prometheus_client", "opentelemetry", "httpx", "uvicorn", "granian")
+ADAPTERS = ("slo.stream", "slo.telemetry", "slo.exposition")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ RULES = [
                  id="alerts never imports dashboards"),
     pytest.param(Rule(("slo/*.py",), forbidden=FRAMEWORKS),
                  id="the pure slo modules import no web, stream, Kafka, metrics or tracing framework"),
+    pytest.param(Rule(("slo/*.py",), forbidden=ADAPTERS),
+                 id="the pure slo modules import none of slo's adapter subpackages"),
     pytest.param(Rule(("slo/telemetry/**/*.py",), allowed=("slo.conventions", "slo.telemetry")),
                  id="slo.telemetry imports only slo.conventions from the project"),
     pytest.param(Rule(("collector/**/*.py",), allowed=("slo", "collector")),
