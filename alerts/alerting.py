@@ -37,31 +37,33 @@ from alerts.trigger_signal import autoscaling_group, clause_expr
 from slo import conventions as c
 from slo import promql
 from slo.durations import format_duration
-from slo.model import SLO, Condition, ResolvedTier, Spec, Tier, Trigger
+from slo.model import SLO, TARGET_HPA, TARGET_ROUTE53, Condition, ResolvedTier, Spec, Tier, Trigger
 
 __all__ = [
     "BURN_LABELS",
     "PIPELINE",
     "RUNBOOK_ANCHORS",
     "PipelineThresholds",
+    "adds_capacity",
     "alert_label_names",
     "all_groups",
     "burn_alert_name",
     "burn_group",
     "burn_rule",
+    "moves_traffic",
     "pipeline_group",
     "render",
     "trigger_alert_name",
     "trigger_group",
     "trigger_rule",
+    "trigger_runbook_anchor",
     "trigger_severity",
 ]
 
-# Anchors in docs/runbooks.md, one section per alert family.
+# Anchors in docs/runbooks.md, one section per fixed alert family; a trigger's
+# alert links the section of its role (trigger_runbook_anchor).
 RUNBOOK_ANCHORS: dict[str, str] = {
     c.ALERT_BURN_RATE: "error-budget-burn",
-    c.ALERT_SCALE_OUT: "scale-out",
-    c.ALERT_FAILOVER: "region-failover",
     c.ALERT_NO_DATA: "no-data-from-a-region",
     c.ALERT_INGEST_REFUSALS: "ingest-refusals-high",
     c.ALERT_CONSUMER_LAG: "consumer-lag-growing",
@@ -109,6 +111,28 @@ def _camel(name: str) -> str:
 
 def runbook_url(base: str, alert_family: str) -> str:
     return f"{base}#{RUNBOOK_ANCHORS[alert_family]}"
+
+
+# The runbook section of a trigger that sets no ``runbook:``, by what it drives.
+TRIGGER_RUNBOOK_FAILOVER = "region-failover"
+TRIGGER_RUNBOOK_SCALE_OUT = "scale-out"
+
+
+def moves_traffic(trigger: Trigger) -> bool:
+    """Whether the trigger fails its region over (it has a Route 53 target)."""
+    return bool(trigger.targets_of(TARGET_ROUTE53))
+
+
+def adds_capacity(trigger: Trigger) -> bool:
+    """Whether the trigger scales its region out (it has an HPA target)."""
+    return bool(trigger.targets_of(TARGET_HPA))
+
+
+def trigger_runbook_anchor(trigger: Trigger) -> str:
+    """The spec's ``runbook:``, else ``region-failover`` when it moves traffic, else ``scale-out``."""
+    if trigger.runbook:
+        return trigger.runbook
+    return TRIGGER_RUNBOOK_FAILOVER if moves_traffic(trigger) else TRIGGER_RUNBOOK_SCALE_OUT
 
 
 def render(template: str, labels: dict[str, str]) -> str:
@@ -234,7 +258,7 @@ def trigger_rule(spec: Spec, trigger: Trigger, runbook_base: str) -> Rule:
             f"In region {{{{ $labels.region }}}}, over the last {window}{guard}, at least one of "
             f"[{conditions}] has held for {held}. Suggested action: {trigger.action or trigger.name}."
         ),
-        "runbook_url": runbook_url(runbook_base, name if name in RUNBOOK_ANCHORS else c.ALERT_SCALE_OUT),
+        "runbook_url": f"{runbook_base}#{trigger_runbook_anchor(trigger)}",
     }
     return rule
 

@@ -1,16 +1,19 @@
 """Alertmanager configuration: ``page`` to PagerDuty Events API v2, ``ticket`` to a webhook.
 
-Use :func:`config` to get the ``alertmanager.yml`` document. Alerts are grouped
-by alert name, SLO and region (one incident per SLO per region). Which alert
-silences which is the explicit matrix :data:`INHIBITIONS` (docs/alerting.md,
-"Inhibition"): every rule names its source and target alerts by name and
-lists in ``equal`` only labels both sides carry, so two *missing* labels
-(which Alertmanager treats as equal) can never pair unrelated alerts.
+Use :func:`config` to get the ``alertmanager.yml`` document of a spec. Alerts
+are grouped by alert name, SLO and region (one incident per SLO per region).
+Which alert silences which is the explicit matrix :func:`inhibitions`
+(docs/alerting.md, "Inhibition"): every rule names its source and target
+alerts by name (trigger alerts by the spec's names) and lists in ``equal``
+only labels both sides carry, so two *missing* labels (which Alertmanager
+treats as equal) can never pair unrelated alerts.
 
->>> config()["route"]["group_by"]
+>>> from slo.spec import load_spec
+>>> spec, _ = load_spec()
+>>> config(spec)["route"]["group_by"]
 ['alertname', 'slo', 'region']
->>> [i.name for i in INHIBITIONS][0]
-'a burn page silences the burn ticket of the same SLO and region'
+>>> [i.name for i in inhibitions(spec)][1]
+'StreamSLORegionFailover (failover moves traffic) silences StreamSLOScaleOut (scale_out adds capacity) in the same region'
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from alerts.alerting import adds_capacity, moves_traffic, trigger_alert_name
 from slo import conventions as c
+from slo.model import Spec
 
 __all__ = [
-    "INHIBITIONS",
     "PAGERDUTY_EVENTS_URL",
     "RECEIVER_PAGE",
     "RECEIVER_TICKET",
@@ -29,6 +33,7 @@ __all__ = [
     "TICKET_WEBHOOK_URL",
     "Inhibition",
     "config",
+    "inhibitions",
 ]
 
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
@@ -64,34 +69,50 @@ class Inhibition:
         return {"source_matchers": self.source, "target_matchers": self.target, "equal": self.equal}
 
 
-# Every other pair of alerts never silences each other (tests/test_alertmanager_inhibition.py
-# checks every cell on a real Alertmanager).
-INHIBITIONS = [
-    Inhibition(
-        "a burn page silences the burn ticket of the same SLO and region",
-        _burn(c.SEVERITY_PAGE),
-        _burn(c.SEVERITY_TICKET),
-        [c.LABEL_SLO, c.LABEL_REGION],
-    ),
-    # Moving a region's viewers away makes adding capacity there moot.
-    Inhibition(
-        "a region failover silences the scale-out of the same region",
-        _named(c.ALERT_FAILOVER),
-        _named(c.ALERT_SCALE_OUT),
-        [c.LABEL_REGION],
-    ),
+def inhibitions(spec: Spec) -> list[Inhibition]:
+    """The inhibition matrix of ``spec``; every other pair of alerts never silences each other.
+
+    tests/test_alertmanager_inhibition.py checks every cell on a real Alertmanager.
+    """
+    matrix = [
+        Inhibition(
+            "a burn page silences the burn ticket of the same SLO and region",
+            _burn(c.SEVERITY_PAGE),
+            _burn(c.SEVERITY_TICKET),
+            [c.LABEL_SLO, c.LABEL_REGION],
+        )
+    ]
+    # Moving a region's viewers away (a Route 53 target) makes adding capacity
+    # there (an HPA target) moot.
+    triggers = sorted(spec.triggers, key=lambda t: t.name)
+    matrix += [
+        Inhibition(
+            f"{trigger_alert_name(source)} ({source.name} moves traffic) silences "
+            f"{trigger_alert_name(target)} ({target.name} adds capacity) in the same region",
+            _named(trigger_alert_name(source)),
+            _named(trigger_alert_name(target)),
+            [c.LABEL_REGION],
+        )
+        for source in triggers
+        if moves_traffic(source)
+        for target in triggers
+        if adds_capacity(target) and target is not source
+    ]
     # A stream falling behind stops every region's rates at once: one cause,
     # one alert (lag has no region label, so it silences every region's).
-    Inhibition(
-        "growing consumer lag silences the no-data tickets of every region",
-        _named(c.ALERT_CONSUMER_LAG),
-        _named(c.ALERT_NO_DATA),
-        [],
-    ),
-]
+    matrix.append(
+        Inhibition(
+            "growing consumer lag silences the no-data tickets of every region",
+            _named(c.ALERT_CONSUMER_LAG),
+            _named(c.ALERT_NO_DATA),
+            [],
+        )
+    )
+    return matrix
 
 
 def config(
+    spec: Spec,
     pagerduty_url: str = PAGERDUTY_EVENTS_URL,
     routing_key_file: str = ROUTING_KEY_FILE,
     ticket_webhook_url: str = TICKET_WEBHOOK_URL,
@@ -99,7 +120,7 @@ def config(
     group_interval: str = "5m",
     repeat_interval: str = "4h",
 ) -> dict[str, Any]:
-    """The whole ``alertmanager.yml`` document."""
+    """The whole ``alertmanager.yml`` document for ``spec``."""
     page = _matcher(c.LABEL_SEVERITY, c.SEVERITY_PAGE)
     ticket = _matcher(c.LABEL_SEVERITY, c.SEVERITY_TICKET)
     return {
@@ -115,7 +136,7 @@ def config(
                 {"receiver": RECEIVER_TICKET, "matchers": [ticket]},
             ],
         },
-        "inhibit_rules": [inhibition.rule() for inhibition in INHIBITIONS],
+        "inhibit_rules": [inhibition.rule() for inhibition in inhibitions(spec)],
         "receivers": [
             {
                 "name": RECEIVER_PAGE,

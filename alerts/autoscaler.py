@@ -32,7 +32,7 @@ from alerts import trigger_signal
 from alerts.yamlout import dump
 from slo import conventions as c
 from slo.hpa import DEFAULT_TOLERANCE
-from slo.model import Spec, Target, Trigger
+from slo.model import TARGET_HPA, Spec, Target, Trigger
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -140,7 +140,7 @@ def keda(trigger: Trigger, target: Target, region: str, prometheus_url: str) -> 
 
 
 def _scaled(spec: Spec) -> list[tuple[Trigger, Target]]:
-    return [(t, tg) for t in trigger_signal.scaled_triggers(spec) for tg in t.targets_of("hpa")]
+    return [(t, tg) for t in trigger_signal.scaled_triggers(spec) for tg in t.targets_of(TARGET_HPA)]
 
 
 def hpa_documents(spec: Spec) -> dict[str, list[dict[str, Any]]]:

@@ -141,6 +141,8 @@ GROUP_PIPELINE_ALERTS: Final = "streamslo-pipeline-health"
 
 # --- Alert names --------------------------------------------------------------
 ALERT_BURN_RATE: Final = "StreamSLOErrorBudgetBurn"
+# The default spec's trigger alerts (its `alert:` fields); the generators take
+# every trigger alert's name from the spec, never from these.
 ALERT_SCALE_OUT: Final = "StreamSLOScaleOut"
 ALERT_FAILOVER: Final = "StreamSLORegionFailover"
 ALERT_NO_DATA: Final = "StreamSLONoData"

@@ -147,6 +147,7 @@ class Trigger:
     severity: str = c.SEVERITY_TICKET
     alert: str = ""
     targets: tuple[Target, ...] = ()
+    runbook: str = ""  # docs/runbooks.md anchor; "" derives it from the targets (alerts/alerting.py)
 
     def targets_of(self, kind: str) -> tuple[Target, ...]:
         """The targets of one kind (``TARGET_HPA`` ...), in spec order."""

@@ -44,6 +44,7 @@ DEFAULT_SPEC_PATH = Path(__file__).parent / "specs" / "default.yaml"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 _REGION = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _ALERT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ANCHOR = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _K8S_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _FQDN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
@@ -281,6 +282,12 @@ def _alert_name(value: Any) -> str:
     return value
 
 
+def _anchor(value: Any) -> str:
+    if not isinstance(value, str) or not _ANCHOR.match(value):
+        raise ValueError("must be a runbook anchor (a-z, 0-9, -)")
+    return value
+
+
 def _target_kind(value: Any) -> str:
     if value not in TARGET_KINDS:
         raise ValueError(f"must be one of {', '.join(TARGET_KINDS)}")
@@ -444,6 +451,7 @@ def _read_trigger(r: _Reader, raw: Any, path: str) -> Trigger:
         stale_after_s=optional("stale_after", _positive_duration, "stale_after_s"),
         severity=optional("severity", _severity, "severity"),
         alert=optional("alert", _alert_name, "alert"),
+        runbook=optional("runbook", _anchor, "runbook"),
         targets=tuple(
             _read_target(r, item, f"{path}.targets[{k}]")
             for k, item in enumerate(r.items(data.get("targets", []), f"{path}.targets"))
@@ -453,7 +461,7 @@ def _read_trigger(r: _Reader, raw: Any, path: str) -> Trigger:
 
 _TRIGGER_FIELDS = {
     "name", "action", "for", "window", "min_events", "any", "recover_for", "on_no_data",
-    "stale_after", "severity", "alert", "targets",
+    "stale_after", "severity", "alert", "targets", "runbook",
 }
 _TARGET_FIELDS = {"kind", "workload", "namespace", "min_replicas", "max_replicas", "fqdn"}
 

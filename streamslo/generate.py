@@ -73,6 +73,7 @@ def generate(spec: Spec, spec_label: str, options: Options | None = None) -> dic
         files[f"prometheus/{name}"] = dump(doc, head)
     files["alertmanager/alertmanager.yml"] = dump(
         alertmanager.config(
+            spec,
             pagerduty_url=options.pagerduty_url,
             routing_key_file=options.routing_key_file,
             ticket_webhook_url=options.ticket_webhook_url,

@@ -201,6 +201,7 @@ INVALID = [
     ("triggers.0.stale_after", "1s", "triggers[0].stale_after", "shorter than the pane"),
     ("triggers.0.severity", "sms", "triggers[0].severity", "'page' or 'ticket'"),
     ("triggers.0.alert", "scale-out!", "triggers[0].alert", "Prometheus alert name"),
+    ("triggers.0.runbook", "#Scale Out", "triggers[0].runbook", "runbook anchor"),
     ("triggers.1.name", "scale_out", "triggers[1].name", "duplicate trigger"),
     ("triggers.0.targets.0.kind", "lambda", "triggers[0].targets[0].kind", "must be one of hpa, route53"),
     ("triggers.0.targets.0.workload", ..., "triggers[0].targets[0].workload", "required for kind hpa"),
