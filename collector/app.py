@@ -14,11 +14,9 @@ published: the OpenAPI document is built from the same msgspec types the
 decoder uses.
 
 A refusal sent before the body was read (413 by ``Content-Length``, 401, 429,
-415, a 413 part-way through the body) is a *lingering close*, as nginx does it:
-the response goes out first, then the rest of the body is read and discarded,
-at most :data:`DRAIN_MAX_BYTES` bytes or :data:`DRAIN_MAX_S` seconds, then the
-connection closes. Closing with unread bytes instead makes the kernel send a
-reset, and a client still writing its body gets a broken pipe, not the 413.
+415, a 413 part-way through the body) is a *lingering close*: the response,
+then the rest of the body read and discarded (bounded), then the close
+(``collector/asgi.py``, with the endpoint's other raw ASGI answers).
 
 >>> from collector.exporters import InProcessExporter
 >>> app = create_app(CollectorConfig(require_key=False), InProcessExporter(lambda b: None))
@@ -28,13 +26,11 @@ reset, and a client still writing its body gets a broken pipe, not the 413.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
-import math
 import os
 import time
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -45,6 +41,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from starlette.routing import Route
 
 from collector import metrics as m
+from collector.asgi import (
+    DRAIN_MAX_BYTES,
+    DRAIN_MAX_S,
+    BodyReceive,
+    Headers,
+    Scope,
+    Send,
+    respond,
+    respond_lingering,
+    retry_after,
+)
 from collector.config import CollectorConfig
 from collector.exporters import Exporter, ExporterUnavailable
 from collector.keys import KeyRing, candidate_from
@@ -63,13 +70,6 @@ INGEST_PATH = "/v1/beacons"
 _JSON_TYPES = (b"", b"application/json", b"text/plain")
 _ENCODINGS = (b"", b"identity", b"gzip")
 SERVICE_NAME = "streamslo-collector"  # OpenTelemetry service.name unless OTEL_SERVICE_NAME is set
-DRAIN_MAX_BYTES = 16 << 20
-"""At most this many body bytes are read and discarded after an early refusal."""
-DRAIN_MAX_S = 5.0
-"""... and for at most this long (uvicorn's own keep-alive timeout), whichever comes first."""
-
-Scope = MutableMapping[str, Any]
-Send = Any  # ASGI send callable
 
 
 class IngestEndpoint:
@@ -112,7 +112,7 @@ class IngestEndpoint:
             return
         if method != "POST":
             body = ENCODER.encode(Refusal(f"method {method} not allowed", "method", "method"))
-            await _respond(send, 405, body, [(b"allow", b"POST, OPTIONS"), *cors])
+            await respond(send, 405, body, [(b"allow", b"POST, OPTIONS"), *cors])
             return
         t0 = time.perf_counter()
         # With tracing off, or on but this request not drawn, nothing is built
@@ -130,9 +130,9 @@ class IngestEndpoint:
 
     async def _handle(
         self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes],
-        cors: list[tuple[bytes, bytes]], span: RequestSpans | None,
+        cors: Headers, span: RequestSpans | None,
     ) -> None:
-        request = _Body(receive)
+        request = BodyReceive(receive)
         try:
             status, body, extra = await self._ingest(scope, request, headers, span)
         except Refused as r:
@@ -141,13 +141,14 @@ class IngestEndpoint:
             if r.events:
                 self.metrics.events[c.OUTCOME_REFUSED].inc(r.events)
             status, body = r.status, ENCODER.encode(Refusal(r.message, r.field, r.reason))
-            extra = [(b"retry-after", _retry_after(r.retry_after))] if r.retry_after else []
+            extra = [(b"retry-after", retry_after(r.retry_after))] if r.retry_after else []
             if span is not None:
                 _span_outcome(span, c.OUTCOME_REFUSED, r.reason, r.status, r.events)
             # With "Expect: 100-continue" the client waits for us: nothing to drain,
             # and reading would make the server send a 100 after the final status.
             if not request.ended and b"100-continue" not in headers.get(b"expect", b"").lower():
-                await self._respond_lingering(send, request, status, body, extra + cors)
+                await respond_lingering(send, request, status, body, extra + cors,
+                                        self.drain_max_bytes, self.drain_max_s)
                 return
         except Exception:
             # A bug (ours or a sink's), never bad input: say so honestly with a
@@ -157,11 +158,11 @@ class IngestEndpoint:
             status, body, extra = 500, ENCODER.encode(Refusal("internal error", BODY, "internal")), []
             if span is not None:
                 _span_outcome(span, c.OUTCOME_FAILED, "internal", 500)
-        await _respond(send, status, body, extra + cors)
+        await respond(send, status, body, extra + cors)
 
     async def _ingest(
         self, scope: Scope, receive: Receive, headers: dict[bytes, bytes], span: RequestSpans | None
-    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    ) -> tuple[int, bytes, Headers]:
         ctype = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
         if ctype not in _JSON_TYPES:
             raise Refused(415, c.REASON_UNSUPPORTED_MEDIA, "content-type",
@@ -217,21 +218,6 @@ class IngestEndpoint:
             span.set_attribute(tn.ATTR_OUTCOME, c.OUTCOME_ACCEPTED)
         return 202, b'{"status":"accepted","events":%d}' % n, []
 
-    async def _respond_lingering(
-        self, send: Send, request: _Body, status: int, body: bytes, extra: list[tuple[bytes, bytes]]
-    ) -> None:
-        """Send the whole response, drain the unread body (bounded), then let the server close.
-
-        The body bytes go out with ``more_body`` so that a client reading while it
-        writes sees the response at once; the final empty chunk, sent after the
-        drain, is what makes uvicorn close the connection (``connection: close``).
-        """
-        await send({"type": "http.response.start", "status": status,
-                    "headers": _response_headers(body, [(b"connection", b"close"), *extra])})
-        await send({"type": "http.response.body", "body": body, "more_body": True})
-        await drain(request, self.drain_max_bytes, self.drain_max_s)
-        await send({"type": "http.response.body", "body": b""})
-
     def _authenticate(self, scope: Scope) -> str:
         """The bucket id of the request: its matched key, or "" when keys are optional."""
         candidate = candidate_from(scope["headers"], scope.get("query_string", b""))
@@ -244,7 +230,7 @@ class IngestEndpoint:
         raise Refused(401, c.REASON_UNAUTHORIZED, "key",
                       "missing or unknown ingest key (X-Ingest-Key header or ?key=)")
 
-    def _cors_headers(self, origin: bytes | None) -> list[tuple[bytes, bytes]]:
+    def _cors_headers(self, origin: bytes | None) -> Headers:
         if origin is None or not (origin in self._origins or b"*" in self._origins):
             return []
         return [
@@ -254,11 +240,11 @@ class IngestEndpoint:
         ]
 
     async def _preflight(
-        self, send: Send, headers: dict[bytes, bytes], cors: list[tuple[bytes, bytes]]
+        self, send: Send, headers: dict[bytes, bytes], cors: Headers
     ) -> None:
         if b"origin" in headers and not cors:
             body = ENCODER.encode(Refusal("origin not allowed", "origin", "cors"))
-            await _respond(send, 403, body, [])
+            await respond(send, 403, body, [])
             return
         allow = [
             (b"access-control-allow-methods", b"POST"),
@@ -266,7 +252,7 @@ class IngestEndpoint:
             (b"access-control-max-age", b"600"),
             (b"allow", b"POST, OPTIONS"),
         ]
-        await _respond(send, 204, b"", allow + cors if cors else [(b"allow", b"POST, OPTIONS")])
+        await respond(send, 204, b"", allow + cors if cors else [(b"allow", b"POST, OPTIONS")])
 
 
 def _span_outcome(span: RequestSpans, outcome: str, reason: str, status: int, events: int = 0) -> None:
@@ -278,67 +264,6 @@ def _span_outcome(span: RequestSpans, outcome: str, reason: str, status: int, ev
         span.set_attribute(tn.ATTR_EVENTS, events)
     if status >= 500:  # HTTP semconv: a server span is an error on 5xx only
         span.set_error(reason)
-
-
-def _retry_after(seconds: float) -> bytes:
-    return str(max(1, math.ceil(seconds))).encode()
-
-
-def _response_headers(body: bytes, extra: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    headers = [(b"content-length", b"%d" % len(body)), *extra]
-    if body:
-        headers.append((b"content-type", b"application/json"))
-    return headers
-
-
-async def _respond(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]]) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": _response_headers(body, extra)})
-    await send({"type": "http.response.body", "body": body})
-
-
-class _Body:
-    """The request's ASGI ``receive``, remembering whether the body has ended.
-
-    A refusal needs to know whether unread body bytes are left to drain.
-    """
-
-    __slots__ = ("ended", "receive")
-
-    def __init__(self, receive: Receive) -> None:
-        self.receive = receive
-        self.ended = False
-
-    async def __call__(self) -> MutableMapping[str, Any]:
-        message = await self.receive()
-        if not message.get("more_body", False):  # the last chunk, or a disconnect
-            self.ended = True
-        return message
-
-
-async def drain(receive: Receive, max_bytes: int, max_s: float) -> bool:
-    """Read and discard the rest of a request body; True when it ended within the bounds.
-
-    Use after answering a request whose body was not read, before the connection
-    closes (a lingering close). Stops after ``max_bytes`` bytes or ``max_s``
-    seconds, whichever comes first; the close then resets a client still writing.
-
-    Example::
-
-        await drain(receive, 16 << 20, 5.0)
-    """
-    seen = 0
-    try:
-        async with asyncio.timeout(max_s):
-            while seen <= max_bytes:
-                message = await receive()
-                if message["type"] != "http.request":  # the client went away: nothing left
-                    return True
-                seen += len(message.get("body", b""))
-                if not message.get("more_body", False):
-                    return True
-    except TimeoutError:
-        pass
-    return False
 
 
 def freeze_heap() -> None:
