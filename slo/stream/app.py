@@ -3,8 +3,11 @@
 Use :func:`build_app` to get a configured ``faust.App``; ``streamslo worker``
 (``slo/stream/cli.py``) runs it. The app is a thin adapter:
 
-- stage 1 is :class:`slo.stream.stage1_runner.Stage1Runner`, started as an app
-  task (its own aiokafka consumer, see that module for why);
+- stage 1 is :class:`slo.stream.stage1_runner.Stage1Runner` (its own aiokafka
+  consumer, see that module for why), run in a child process
+  (:class:`slo.stream.stage1_process.Stage1Process`) whose counters and lag
+  this process polls; ``Settings.stage1_process=False`` (``--stage1-in-process``)
+  runs it as an app task here instead (tests, debugging);
 - stage 2 is a Faust agent (concurrency 1) on ``slo-partials``. Each message is
   one region's bundle from one stage-1 cut; it is applied to
   :class:`slo.stage2.Stage2` (idempotent by per-(region, source) watermark)

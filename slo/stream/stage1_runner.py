@@ -1,9 +1,10 @@
 """Stage 1 on Kafka: read ``beacons`` in batches, feed :class:`slo.stage1.Stage1`, produce cuts.
 
-Runs inside the Faust worker (started as an app task) but reads ``beacons``
-with its own aiokafka consumer and ``getmany``: Faust's per-message agent loop
-caps at about 14k messages/s here, below the 300k events/s
-target. The consumer group is ``streamslo-stage1``; offsets are committed only
+Runs in the worker's stage-1 child process (``slo/stream/stage1_process.py``),
+or as an app task of the Faust process with ``--stage1-in-process``. Either
+way it reads ``beacons`` with its own aiokafka consumer and ``getmany``:
+Faust's per-message agent loop caps at about 14k messages/s here, below the
+300k events/s target. The consumer group is ``streamslo-stage1``; offsets are committed only
 by this module, never automatically.
 
 A *cut* of partition ``p`` covers offsets ``lo < o <= hi``. Each flush:
@@ -114,7 +115,7 @@ class Stage1Runner(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def run(self) -> None:
         if self._tracer is None:
-            # Idempotent: in-process, the Faust process may have set it up already.
+            # Idempotent: with --stage1-in-process the Faust process has set it up already.
             setup_tracing(SERVICE_NAME)
             self.tr = tracing()
         s = self.settings
