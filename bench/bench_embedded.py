@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import random
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,8 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+
+from streamslo.testing.ports import free_port, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "sa-east-1"
@@ -41,13 +42,6 @@ def probe_count(text: str) -> float:
     return 0.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def measure(flush_s: float, samples: int, poll_s: float) -> dict[str, float]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -55,13 +49,8 @@ def measure(flush_s: float, samples: int, poll_s: float) -> dict[str, float]:
             "--flush-interval", str(flush_s), "--log-level", "warning"]
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+        wait_for_http(f"{base}/healthz", proc)
         with httpx.Client(timeout=5) as client:
-            for _ in range(100):
-                try:
-                    if client.get(f"{base}/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.2)
             time.sleep(2.0)  # let demo traffic reach a steady state
             scrape, fresh = [], []
             seen = probe_count(client.get(f"{base}/metrics").text)

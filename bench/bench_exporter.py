@@ -1,6 +1,6 @@
 """The Kafka exporter alone (no HTTP): librdkafka vs a bare aiokafka send, beacons per CPU-second.
 
-Starts a real broker (``scripts.kafka.KafkaBroker``) with a 4-partition
+Starts a real broker (``streamslo.testing.kafka.KafkaBroker``) with a 4-partition
 topic, then runs interleaved rounds; in each round every variant exports
 ``--n`` 20-event beacons (unique ``(session_id, seq)``) through
 ``--concurrency`` tasks, each awaiting ``export()`` as the ingest endpoint
@@ -34,20 +34,17 @@ import argparse
 import asyncio
 import os
 import statistics
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from collector.exporters import ExporterUnavailable, KafkaExporter  # noqa: E402
-from slo import beacon as codec  # noqa: E402
-from slo.beacon import Beacon, Event  # noqa: E402
+from collector.exporters import ExporterUnavailable, KafkaExporter
+from slo import beacon as codec
+from slo.beacon import Beacon, Event
+from streamslo.testing.kafka import KafkaBroker
+from streamslo.testing.stream import create_topic
 
 TOPIC = "bench-exporter"
 EVENTS = 20
@@ -205,13 +202,9 @@ def main() -> None:
     broker = None
     bootstrap = args.kafka
     if bootstrap is None:
-        from scripts.kafka import KafkaBroker
-
         broker = KafkaBroker().start()
         bootstrap = broker.bootstrap
     try:
-        from tests.fixtures_kafka import create_topic
-
         create_topic(bootstrap, TOPIC, 4)
         runner: Any = asyncio.run
         if args.loop == "uvloop":

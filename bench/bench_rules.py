@@ -48,8 +48,6 @@ import httpx
 import numpy as np
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from alerts import long_windows, recording
 from alerts.yamlout import dump
 from slo import conventions as c
@@ -57,7 +55,8 @@ from slo import promql
 from slo.durations import format_duration
 from slo.model import Spec
 from slo.spec import load_spec
-from tests.fixtures_prometheus import PROMETHEUS, PROMTOOL, Server, _start, free_port
+from streamslo.testing.ports import free_port
+from streamslo.testing.prometheus import PROMETHEUS, PROMTOOL, Server, start_server
 
 HOUR = 3600
 STEP = 60  # scrape interval of the synthetic series
@@ -134,7 +133,7 @@ def _prometheus(home: Path, data: Path, rules: str | None, interval: str) -> Ser
     argv = [PROMETHEUS, f"--config.file={home / 'prometheus.yml'}", f"--storage.tsdb.path={data}",
             f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=400d",
             "--query.max-samples=200000000", "--query.timeout=10m"]
-    return _start("prometheus", argv, f"http://127.0.0.1:{port}", home / "prometheus.log", timeout_s=300)
+    return start_server("prometheus", argv, f"http://127.0.0.1:{port}", home / "prometheus.log", timeout_s=300)
 
 
 def _renamed(group: dict[str, Any], name: str, prefix: str) -> dict[str, Any]:

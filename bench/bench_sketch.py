@@ -26,18 +26,14 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_sketch_pipeline import bench_paired, bench_sparse, bench_windows_memory
 from ddsketch import DDSketch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.bench_sketch_pipeline import bench_paired, bench_sparse, bench_windows_memory
 from slo.sketch import LogSketch
 from slo.spec import load_spec
 

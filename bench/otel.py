@@ -33,10 +33,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.bench_ingest import EVENTS, ROOT, free_port, start_server, wait_ready
-from bench.pairing import Side, run_pair
+from ingest_legs import start_server
+from loadgen import EVENTS, Requests
+from pairing import Side, run_pair
 
-OTELCOL_DIR = ROOT / "bench" / "otelcol"
+from streamslo.testing.ports import free_port, wait_for_http
+from streamslo.testing.stream import create_topic
+
+OTELCOL_DIR = Path(__file__).resolve().parent / "otelcol"
 OTEL_LEGS = {"otel_sync": "sync", "otel_batch": "batch", "otel_nop": "nop"}
 PAIRS = (("kafka", "otel_sync", "json"), ("kafka", "otel_batch", "protobuf"),
          ("inprocess", "otel_nop", "json"))
@@ -109,25 +113,6 @@ def start_otelcol(binary: Path, leg: str, kafka: str | None, topic: str, workdir
     return subprocess.Popen(cmd, env=env), port
 
 
-def wait_otel_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    """Ready once an empty OTLP/JSON logs request is answered 200."""
-    import httpx
-
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if proc.poll() is not None:
-            raise RuntimeError(f"otelcol exited with {proc.returncode}")
-        try:
-            r = httpx.post(f"http://127.0.0.1:{port}/v1/logs", content=b"{}",
-                           headers={"content-type": "application/json"}, timeout=1)
-            if r.status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError("otelcol not ready")
-
-
 def topic_counts(bootstrap: str, topic: str, otlp: bool) -> tuple[int, int]:
     """(messages, beacons) in ``topic``: beacons are log records / 20 for OTLP, messages otherwise."""
     from confluent_kafka import Consumer, TopicPartition
@@ -160,8 +145,6 @@ def topic_counts(bootstrap: str, topic: str, otlp: bool) -> tuple[int, int]:
 def _pair_round(pair: tuple[str, str, str], rnd: int, binary: Path, args: argparse.Namespace,
                 kafka: str | None, workdir: Path) -> dict[str, Any]:
     """One round of one pair; raises if any count is off."""
-    from tests.fixtures_kafka import create_topic
-
     ours, theirs, encoding = pair
     ours_topic, otel_topic = f"vs-{ours}-{theirs}-r{rnd}", f"vs-{theirs}-r{rnd}"
     with_kafka = ours == "kafka"
@@ -172,13 +155,14 @@ def _pair_round(pair: tuple[str, str, str], rnd: int, binary: Path, args: argpar
     a_proc, a_port = start_server(ours, args, kafka if with_kafka else None, None,
                                   env={"BENCH_TOPIC": ours_topic})
     b_proc, b_port = start_otelcol(binary, theirs, kafka, otel_topic, workdir, not args.no_pin)
-    sides = [Side(ours, a_proc, a_port, _collector_requests(), 202),
+    sides = [Side(ours, a_proc, a_port, Requests(), 202),
              Side(theirs, b_proc, b_port, OtlpRequests(encoding), 200)]
     if rnd % 2:
         sides.reverse()  # alternate which server is loaded first
     try:
-        wait_ready(a_port, a_proc)
-        wait_otel_ready(b_port, b_proc)
+        wait_for_http(f"http://127.0.0.1:{a_port}/readyz", a_proc)
+        # An OpenTelemetry Collector is ready once it accepts an empty OTLP/JSON request.
+        wait_for_http(f"http://127.0.0.1:{b_port}/v1/logs", b_proc, body=b"{}")
         results = run_pair(sides, concurrency=args.concurrency, seconds=args.seconds,
                            max_requests=args.max_requests, at70=theirs == "otel_sync")
     finally:
@@ -192,12 +176,6 @@ def _pair_round(pair: tuple[str, str, str], rnd: int, binary: Path, args: argpar
         out["counts"] = _check_counts(kafka, by[ours][0], ours_topic, by[theirs][0], otel_topic,
                                       theirs == "otel_sync")
     return out
-
-
-def _collector_requests() -> Any:
-    from bench.bench_ingest import Requests
-
-    return Requests()
 
 
 def _check_counts(kafka: Any, ours: Side, ours_topic: str, theirs: Side, otel_topic: str,

@@ -24,7 +24,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from bench.bench_ingest import cpu_seconds, run_load, thread_cpu_seconds
+from cpu_accounting import cpu_seconds, thread_cpu_seconds
+from loadgen import run_load
 
 
 class RequestSource(Protocol):
@@ -58,7 +59,7 @@ class Side:
 async def _together(sides: list[Side], conns: int, seconds: float, max_requests: int,
                     rate: float | None) -> list[dict[str, Any]]:
     return list(await asyncio.gather(*(
-        run_load(s.port, conns, seconds, max_requests, rate, s.requests)  # type: ignore[arg-type]
+        run_load(s.port, conns, seconds, max_requests, rate, s.requests)
         for s in sides)))
 
 

@@ -1,15 +1,17 @@
-"""Soak: the real collector -> a real broker -> ``streamslo worker``, at 2x nominal for 10 minutes.
+"""Soak: the real collector -> a real broker -> ``streamslo worker``, at 2x nominal for 4 minutes.
 
-Run: ``python bench/soak.py [--minutes 10] [--multiplier 2] [--sample-s 30]``. Everything
-listens on 127.0.0.1 and stops by itself (broker, collector, worker are children).
+Run: ``python bench/soak.py [--minutes 4] [--multiplier 2] [--sample-s 20]``; the
+documented 10-minute soak is ``--minutes 10 --sample-s 30``. Everything listens on
+127.0.0.1 and stops by itself (broker, collector, worker are children). The exit
+status is 0 only when the pipeline drained with nothing lost and nothing extra.
 
 Nominal traffic is the default spec's documented traffic: what ``streamslo run --demo``
 sends by default, 8 viewer sessions (one beacon each) per second in each of the spec's 4
 regions, i.e. 32 beacons/s of about 3 events (a first frame or a failed start, then
 Poisson(2) interactions; ``streamslo.demo.DemoTraffic``). The soak POSTs those beacons to a
-``streamslo collector`` subprocess (``tests.fixtures_kafka.Collector``), which produces to a
-single-node KRaft broker (``scripts.kafka.KafkaBroker``, ``beacons`` with 4 partitions),
-consumed by one ``streamslo worker`` subprocess (``tests.fixtures_kafka.Worker``: stage 1 in
+``streamslo collector`` subprocess (``streamslo.testing.stream.Collector``), which produces to a
+single-node KRaft broker (``streamslo.testing.kafka.KafkaBroker``, ``beacons`` with 4 partitions),
+consumed by one ``streamslo worker`` subprocess (``streamslo.testing.stream.Worker``: stage 1 in
 its child process, stage 2 and ``/metrics`` in the Faust process).
 
 Every ``--sample-s`` it prints one row: beacons sent and acknowledged, RSS of the
@@ -33,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -42,20 +43,23 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
-from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
-from aiokafka.errors import KafkaError  # noqa: E402
-
-from scripts.kafka import KafkaBroker  # noqa: E402
-from slo import conventions as c  # noqa: E402
-from slo.spec import load_spec  # noqa: E402
-from slo.stream.topics import STAGE1_GROUP  # noqa: E402
-from streamslo.demo import DemoTraffic  # noqa: E402
-from tests.fixtures_kafka import Collector, Samples, Worker, create_topic, metric_sum, wait_until  # noqa: E402
+from slo import conventions as c
+from slo.spec import load_spec
+from slo.stream.topics import STAGE1_GROUP
+from streamslo.demo import DemoTraffic
+from streamslo.testing.kafka import KafkaBroker
+from streamslo.testing.stream import (
+    Collector,
+    Samples,
+    Worker,
+    create_topic,
+    metric_sum,
+    wait_until,
+)
 
 NOMINAL_BEACONS_PER_S_PER_REGION = 8.0  # streamslo run --demo's default (--demo-rate)
 PARTITIONS = 4
@@ -241,9 +245,9 @@ def result(rows: list[dict[str, float]], warmup_s: float, multiplier: float, reg
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    ap.add_argument("--minutes", type=float, default=10.0, help="traffic duration (default 10)")
+    ap.add_argument("--minutes", type=float, default=4.0, help="traffic duration (default 4)")
     ap.add_argument("--multiplier", type=float, default=2.0, help="times the nominal rate (default 2)")
-    ap.add_argument("--sample-s", type=float, default=30.0, help="seconds between rows (default 30)")
+    ap.add_argument("--sample-s", type=float, default=20.0, help="seconds between rows (default 20)")
     ap.add_argument("--warmup-s", type=float, default=60.0, help="RSS growth is measured from here")
     ap.add_argument("--drain-s", type=float, default=120.0, help="max wait for lag 0 and exact totals")
     args = ap.parse_args(argv)
@@ -268,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
                 if proc is not None:
                     proc.stop()
             broker.stop()
-    return 0
+    final = rows[-1]
+    return 0 if final["drained"] and final["lost"] == 0 and final["extra"] == 0 else 1
 
 
 async def _run(args: argparse.Namespace, collector: Collector, worker: Worker, regions: tuple[str, ...],

@@ -21,8 +21,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.bench_ingest import KEY, ROOT, Requests, free_port, run_load, wait_ready
-from bench.otel import topic_counts
+from loadgen import KEY, Requests, run_load
+from otel import topic_counts
+
+from streamslo.testing.ports import free_port, wait_for_http
+from streamslo.testing.stream import create_topic
 
 
 def start_collector(kafka: str, topic: str, workers: int, keys: Path) -> tuple[subprocess.Popen[bytes], int]:
@@ -31,19 +34,17 @@ def start_collector(kafka: str, topic: str, workers: int, keys: Path) -> tuple[s
     cmd = [sys.executable, "-m", "streamslo.cli", "collector", "--kafka", kafka, "--topic", topic,
            "--port", str(port), "--workers", str(workers), "--keys", str(keys), "--rate-per-key", "0"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PROMETHEUS_MULTIPROC"))}
-    return subprocess.Popen(cmd, cwd=ROOT, env=env), port
+    return subprocess.Popen(cmd, env=env), port
 
 
 def one_run(kafka: str, workers: int, rnd: int, args: argparse.Namespace, keys: Path) -> float:
     """Closed-loop rate of one collector; raises if the topic does not hold every 202."""
-    from tests.fixtures_kafka import create_topic
-
     topic = f"workers{workers}-r{rnd}"
     create_topic(kafka, topic, 4)
     proc, port = start_collector(kafka, topic, workers, keys)
     accepted, other = 0, 0
     try:
-        wait_ready(port, proc)
+        wait_for_http(f"http://127.0.0.1:{port}/readyz", proc)
         reqs = Requests()
         for seconds in (1.0, args.seconds):  # warm-up, then the measured phase
             res = asyncio.run(run_load(port, args.concurrency, seconds, args.max_requests, None, reqs))
