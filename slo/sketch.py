@@ -33,16 +33,14 @@ Example::
 from __future__ import annotations
 
 import math
-import struct
-import sys
-import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import lru_cache
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
+
+from slo import sketch_wire
+from slo.sketch_mapping import LN2, index_mapping
 
 __all__ = ["CHUNK", "QUANTILE_METHODS", "RELATIVE_ACCURACY", "LogSketch", "QuantileMethod"]
 
@@ -54,55 +52,7 @@ QuantileMethod = Literal["linear", "lower"]
 QUANTILE_METHODS: tuple[QuantileMethod, ...] = ("linear", "lower")
 """numpy's default definition, and the order statistic at ``floor(q (n - 1))`` (ddsketch's)."""
 
-_LN2 = math.log(2)
 _EMPTY = np.zeros(0, dtype=np.int64)
-
-# Wire format v1 (little-endian): magic, version, bin width in bytes (0 = no bins),
-# relative accuracy, zero_count, rejected, clamped, first key, number of bins,
-# then the bins, then a CRC32 of everything before it.
-_MAGIC = b"LSK"
-_VERSION = 1
-_HEADER = struct.Struct("<3sBBdQQQiI")
-_CRC = struct.Struct("<I")
-_WIDTHS: dict[int, np.dtype[np.unsignedinteger]] = {w: np.dtype(f"<u{w}") for w in (1, 2, 4, 8)}
-
-
-def _key(value: float, multiplier: float) -> int:
-    # Same operation order as ddsketch: (ln(v) / ln 2) * multiplier, then ceil.
-    return math.ceil(math.log(value, 2) * multiplier)
-
-
-@dataclass(frozen=True, slots=True)
-class _Mapping:
-    """DDSketch's ``LogarithmicMapping`` constants, computed exactly as the package does."""
-
-    relative_accuracy: float
-    gamma: float
-    multiplier: float
-    min_possible: float
-    max_possible: float
-    min_key: int
-    max_key: int
-    value_factor: float
-
-    def key(self, value: float) -> int:
-        return _key(value, self.multiplier)
-
-    def value(self, key: int) -> float:
-        return math.pow(2.0, float(key) / self.multiplier) * self.value_factor
-
-
-@lru_cache(maxsize=16)
-def _mapping(relative_accuracy: float) -> _Mapping:
-    if not 0.0 < relative_accuracy < 1.0:
-        raise ValueError(f"relative_accuracy must be in (0, 1), got {relative_accuracy!r}")
-    mantissa = 2 * relative_accuracy / (1 - relative_accuracy)
-    gamma = 1 + mantissa
-    multiplier = (1 / math.log1p(mantissa)) * math.log(2)
-    lo, hi = sys.float_info.min * gamma, sys.float_info.max / gamma
-    k_lo, k_hi = _key(math.nextafter(lo, math.inf), multiplier), _key(hi, multiplier)
-    return _Mapping(relative_accuracy, gamma, multiplier, lo, hi, k_lo, k_hi, 2.0 / (1 + gamma))
-
 
 class LogSketch:
     """Mergeable log-bucket quantile sketch with DDSketch's logarithmic index mapping.
@@ -120,7 +70,7 @@ class LogSketch:
     __slots__ = ("_bins", "_m", "_offset", "_pos_count", "clamped", "rejected", "zero_count")
 
     def __init__(self, relative_accuracy: float = RELATIVE_ACCURACY) -> None:
-        self._m = _mapping(float(relative_accuracy))
+        self._m = index_mapping(float(relative_accuracy))
         self._bins: npt.NDArray[np.int64] = _EMPTY
         self._offset = 0  # key of _bins[0]
         self._pos_count = 0  # sum of _bins, kept as a Python int
@@ -191,7 +141,7 @@ class LogSketch:
             v = v[pos]
         # Same operation order as ddsketch's mapping, so keys are bit-identical.
         k = np.log(v)
-        np.divide(k, _LN2, out=k)
+        np.divide(k, LN2, out=k)
         np.multiply(k, m.multiplier, out=k)
         np.ceil(k, out=k)
         hi = k.max()
@@ -412,56 +362,25 @@ class LogSketch:
         )
 
     def to_bytes(self) -> bytes:
-        """Compact serialization: versioned header, occupied key range only, narrowest width."""
+        """Compact serialization (``slo/sketch_wire.py``): occupied key range only, narrowest width."""
         first, bins = self._occupied()
-        width = 0
-        if bins.size:
-            top = int(bins.max())
-            width = 1 if top < 1 << 8 else 2 if top < 1 << 16 else 4 if top < 1 << 32 else 8
-        head = _HEADER.pack(
-            _MAGIC,
-            _VERSION,
-            width,
-            self.relative_accuracy,
-            self.zero_count,
-            self.rejected,
-            self.clamped,
-            first,
-            len(bins),
+        return sketch_wire.encode(
+            sketch_wire.Fields(self.relative_accuracy, self.zero_count, self.rejected, self.clamped, first, bins)
         )
-        body = head + (bins.astype(_WIDTHS[width]).tobytes() if width else b"")
-        return body + _CRC.pack(zlib.crc32(body))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> LogSketch:
         """Parse :meth:`to_bytes` output; ValueError on corrupt, truncated or unknown input."""
-        data = bytes(data)
-        if len(data) < _HEADER.size + _CRC.size:
-            raise ValueError(f"sketch bytes truncated: {len(data)} bytes")
-        body = data[: -_CRC.size]
-        if _CRC.unpack(data[-_CRC.size :])[0] != zlib.crc32(body):
-            raise ValueError("sketch bytes corrupt: checksum mismatch")
-        magic, version, width, alpha, zeros, rejected, clamped, first, n = _HEADER.unpack_from(body)
-        if magic != _MAGIC:
-            raise ValueError("not a LogSketch: bad magic")
-        if version != _VERSION:
-            raise ValueError(f"unsupported LogSketch version {version}")
-        if (width not in _WIDTHS and width != 0) or (width == 0) != (n == 0):
-            raise ValueError("sketch bytes corrupt: bad header")
-        if not 0.0 < alpha < 1.0:
-            raise ValueError("sketch bytes corrupt: bad header")
-        if len(body) - _HEADER.size != n * width:
-            raise ValueError("sketch bytes truncated or padded: bin length mismatch")
-        s = cls(alpha)
+        fields = sketch_wire.decode(data)
+        s = cls(fields.relative_accuracy)
+        n = len(fields.bins)
         if n:
+            first = fields.first_key
             if first < s._m.min_key or first + n - 1 > s._m.max_key:
                 raise ValueError("sketch bytes corrupt: key range outside the mapping")
-            raw = np.frombuffer(body, dtype=_WIDTHS[width], count=n, offset=_HEADER.size)
-            if width == 8 and int(raw.max()) > np.iinfo(np.int64).max:
-                raise ValueError("sketch bytes corrupt: bin count overflows int64")
             s._ensure(first, first + n - 1)
             i = first - s._offset
-            s._bins[i : i + n] = raw
-            s._pos_count = int(raw.sum(dtype=np.uint64))
-        s.zero_count, s.rejected, s.clamped = zeros, rejected, clamped
+            s._bins[i : i + n] = fields.bins
+            s._pos_count = int(fields.bins.sum(dtype=np.uint64))
+        s.zero_count, s.rejected, s.clamped = fields.zero_count, fields.rejected, fields.clamped
         return s
