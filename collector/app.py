@@ -64,6 +64,9 @@ from slo.telemetry import OFF, Tracing, setup_tracing, shutdown_tracing, tracing
 from slo.telemetry import names as tn
 from slo.telemetry.request import RequestSpans
 
+# Scope and Send are collector.asgi's, re-exported for the apps that wrap this one.
+__all__ = ["INGEST_PATH", "CollectorApp", "IngestEndpoint", "Scope", "Send", "create_app", "freeze_heap"]
+
 log = logging.getLogger(__name__)
 
 INGEST_PATH = "/v1/beacons"
