@@ -65,7 +65,8 @@ from slo.budget import (
 from slo.health import ConditionFigure, HealthReport, Memory
 from slo.model import SLO, Condition, Spec, Trigger
 from slo.partial import Partial
-from slo.windows import Series, SeriesState, Window
+from slo.rolling import Window
+from slo.windows import Series, SeriesState
 
 __all__ = ["Counters", "RegionSnapshot", "SLOSnapshot", "SeriesSnapshot", "Snapshot", "Stage2"]
 

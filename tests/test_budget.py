@@ -17,8 +17,8 @@ from slo.budget import (
     latency_bad,
 )
 from slo.model import Condition, ResolvedTier, Spec, Tier, Trigger, resolve_tier
+from slo.rolling import ATTEMPTS, ERRORS, FIRST_EDGE, Window, pane_width
 from slo.spec import load_spec
-from slo.windows import ATTEMPTS, ERRORS, FIRST_EDGE, Window, pane_width
 
 
 @pytest.fixture(scope="module")

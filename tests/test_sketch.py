@@ -14,8 +14,8 @@ from ddsketch import DDSketch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from slo.rolling import FIRST_EDGE, Window
 from slo.sketch import CHUNK, QUANTILE_METHODS, RELATIVE_ACCURACY, LogSketch, QuantileMethod
-from slo.windows import FIRST_EDGE, Window
 
 ALPHA = RELATIVE_ACCURACY  # the pipeline's accuracy is the one checked against ddsketch
 QS = [0.5, 0.9, 0.95, 0.99, 0.999]

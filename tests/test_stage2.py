@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from slo import conventions as c
 from slo.model import Spec
 from slo.partial import Partial
+from slo.rolling import pane_width
 from slo.spec import load_spec
 from slo.stage2 import Stage2
-from slo.windows import pane_width
 from tests.test_windows import make_partial
 
 T0 = 1_764_000_000.0  # a pane-aligned epoch second

@@ -10,9 +10,10 @@ import pytest
 from slo import conventions as c
 from slo.model import Spec
 from slo.partial import Partial
+from slo.rolling import COUNT, FIRST_EDGE, Window, pane_width
 from slo.sketch import LogSketch
 from slo.spec import load_spec
-from slo.windows import COUNT, FIRST_EDGE, Series, Window, pane_width
+from slo.windows import Series
 
 MEMORY_LIMIT = 1.5 * 1024 * 1024
 
