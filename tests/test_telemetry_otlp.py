@@ -13,8 +13,8 @@ import pytest
 from slo import conventions as c
 from slo import telemetry as t
 from slo.telemetry import names as n
+from streamslo.testing.otlp_sink import OtlpSink
 from tests.conftest import ROOT
-from tests.otlp_sink import OtlpSink
 from tests.telemetry_sdk_spans import ingest_span, produce_span
 
 SPAN_KIND_SERVER, SPAN_KIND_PRODUCER, SPAN_KIND_CONSUMER = 2, 4, 5

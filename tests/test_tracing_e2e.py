@@ -4,7 +4,7 @@ The collector's spans go to an in-memory exporter on a provider of the test's
 own (never the process globals); the collector is the real app (httpx ASGI
 transport, its lifespan run). Kafka is the real broker of
 ``tests/fixtures_kafka.py``. The end-to-end test runs a real ``streamslo
-worker`` subprocess exporting OTLP/HTTP to ``tests/otlp_sink.py`` at 1 %
+worker`` subprocess exporting OTLP/HTTP to ``streamslo.testing.otlp_sink`` at 1 %
 sampling: the beacon's stage-1 batch span links to its producer span, and the
 stage-2 merge span links to that stage-1 span.
 """
@@ -42,9 +42,9 @@ from slo.stream.app import apply_bundle
 from slo.stream.topics import STAGE1_GROUP, partition_for
 from slo.telemetry import OFF, LinkSet, Tracing, setup_tracing
 from slo.telemetry import names as tn
+from streamslo.testing.otlp_sink import OtlpSink, ReceivedSpan
 from tests.fixtures_kafka import Worker
 from tests.fixtures_kafka import wait_until as wait_until_sync
-from tests.otlp_sink import OtlpSink, ReceivedSpan
 from tests.telemetry_sdk_spans import ingest_span, kafka_headers, produce_span
 from tests.test_collector_kafka import read_topic, wait_until
 
