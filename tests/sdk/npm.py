@@ -1,9 +1,9 @@
 """Run the SDK's npm scripts from pytest: ``npm ci`` once when ``node_modules`` is missing.
 
 Use :func:`npm` in the SDK tests (``tests/test_sdk_*.py``); they skip when
-node or npm is not installed.
+node or npm is not installed. Example::
 
->>> npm("run", "build")  # doctest: +SKIP
+    npm("run", "build")
 """
 
 from __future__ import annotations
