@@ -15,7 +15,6 @@ encodes the platform's targets.
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 import sys
 from collections.abc import Callable
@@ -25,12 +24,10 @@ from typing import Any, TypeVar
 import yaml
 
 from slo import conventions as c
-from slo.durations import parse_duration
+from slo import spec_fields as fields
 from slo.model import (
-    NO_DATA_POLICIES,
     SLO,
     TARGET_HPA,
-    TARGET_KINDS,
     Condition,
     Spec,
     Target,
@@ -41,12 +38,7 @@ from slo.validation import Problem, check_model
 
 API_VERSION = "streamslo/v1"
 DEFAULT_SPEC_PATH = Path(__file__).parent / "specs" / "default.yaml"
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 _REGION = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-_ALERT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_ANCHOR = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-_K8S_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-_FQDN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 T = TypeVar("T")
 
@@ -203,116 +195,6 @@ def _default(model: type, attr: str) -> Any:
     raise TypeError(f"{model.__name__}.{attr} has no default")
 
 
-# --- field converters: raise ValueError with a message, the reader adds the path
-
-
-def _positive(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError("must be a number")
-    if value <= 0:
-        raise ValueError("must be > 0")
-    return float(value)
-
-
-def _ratio(value: Any) -> float:
-    number = _positive(value)
-    if number >= 1:
-        raise ValueError("must be between 0 and 1 (exclusive)")
-    return number
-
-
-def _count(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError("must be a non-negative integer")
-    return value
-
-
-def _duration(value: Any) -> float:
-    if not isinstance(value, str):
-        raise ValueError("must be a duration string such as 5m")
-    return parse_duration(value)
-
-
-def _positive_duration(value: Any) -> float:
-    seconds = _duration(value)
-    if seconds <= 0:
-        raise ValueError("must be > 0")
-    return seconds
-
-
-def _name(value: Any) -> str:
-    if not isinstance(value, str) or not _NAME.match(value):
-        raise ValueError("must be a lowercase name (a-z, 0-9, _ . -)")
-    return value
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError("must be a string")
-    return value
-
-
-def _severity(value: Any) -> str:
-    if value not in (c.SEVERITY_PAGE, c.SEVERITY_TICKET):
-        raise ValueError(f"must be {c.SEVERITY_PAGE!r} or {c.SEVERITY_TICKET!r}")
-    return str(value)
-
-
-def _kind(value: Any) -> str:
-    if value not in c.KINDS:
-        raise ValueError(f"must be one of {', '.join(c.KINDS)}")
-    return str(value)
-
-
-def _sli(value: Any) -> str:
-    if value not in c.SLIS:
-        raise ValueError(f"must be one of {', '.join(c.SLIS)}")
-    return str(value)
-
-
-def _no_data(value: Any) -> str:
-    if value not in NO_DATA_POLICIES:
-        raise ValueError(f"must be one of {', '.join(NO_DATA_POLICIES)}")
-    return str(value)
-
-
-def _alert_name(value: Any) -> str:
-    if not isinstance(value, str) or not _ALERT.match(value):
-        raise ValueError("must be a Prometheus alert name (A-Z, a-z, 0-9, _)")
-    return value
-
-
-def _anchor(value: Any) -> str:
-    if not isinstance(value, str) or not _ANCHOR.match(value):
-        raise ValueError("must be a runbook anchor (a-z, 0-9, -)")
-    return value
-
-
-def _target_kind(value: Any) -> str:
-    if value not in TARGET_KINDS:
-        raise ValueError(f"must be one of {', '.join(TARGET_KINDS)}")
-    return str(value)
-
-
-def _k8s_name(value: Any) -> str:
-    # "{region}" is filled in later; the rest must be a DNS-1123 label.
-    if not isinstance(value, str) or not _K8S_NAME.match(value.replace("{region}", "region")):
-        raise ValueError("must be a Kubernetes name (a-z, 0-9, -; {region} allowed)")
-    return value
-
-
-def _fqdn(value: Any) -> str:
-    if not isinstance(value, str) or not _FQDN.match(value.replace("{region}", "region")):
-        raise ValueError("must be a host name such as {region}.live.example.com")
-    return value
-
-
-def _replicas(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError("must be an integer >= 1")
-    return value
-
-
 # --- sections ------------------------------------------------------------------
 
 _TOP = {"apiVersion", "name", "period", "regions", "evaluate_kind", "stream", "alerting", "slos", "triggers"}
@@ -328,10 +210,10 @@ def _read_spec(r: _Reader, raw: Any, source: str) -> Spec:
     alerting = r.mapping(top.get("alerting", {}), "alerting")
     r.unknown(alerting, {"low_traffic_min_events", "tiers"}, "alerting")
     return Spec(
-        name=r.required(top, "name", "", _name, ""),
-        period_s=r.required(top, "period", "", _positive_duration, 1.0),
+        name=r.required(top, "name", "", fields.name, ""),
+        period_s=r.required(top, "period", "", fields.positive_duration, 1.0),
         regions=_read_regions(r, top.get("regions")),
-        evaluate_kind=r.optional(top, "evaluate_kind", "", _kind, _default(Spec, "evaluate_kind")),
+        evaluate_kind=r.optional(top, "evaluate_kind", "", fields.kind, _default(Spec, "evaluate_kind")),
         tiers=tuple(_read_tier(r, t, f"alerting.tiers[{i}]") for i, t in enumerate(r.items(alerting.get("tiers"), "alerting.tiers"))),
         slos=tuple(
             slo
@@ -340,11 +222,11 @@ def _read_spec(r: _Reader, raw: Any, source: str) -> Spec:
         ),
         triggers=tuple(_read_trigger(r, t, f"triggers[{i}]") for i, t in enumerate(r.items(top.get("triggers", []), "triggers"))),
         low_traffic_min_events=r.optional(
-            alerting, "low_traffic_min_events", "alerting", _count, _default(Spec, "low_traffic_min_events")
+            alerting, "low_traffic_min_events", "alerting", fields.count, _default(Spec, "low_traffic_min_events")
         ),
         quantile_windows_s=_read_quantile_windows(r, stream),
-        pane_s=r.optional(stream, "pane", "stream", _positive_duration, _default(Spec, "pane_s")),
-        allowed_lateness_s=r.optional(stream, "allowed_lateness", "stream", _duration, _default(Spec, "allowed_lateness_s")),
+        pane_s=r.optional(stream, "pane", "stream", fields.positive_duration, _default(Spec, "pane_s")),
+        allowed_lateness_s=r.optional(stream, "allowed_lateness", "stream", fields.duration, _default(Spec, "allowed_lateness_s")),
         source=source,
     )
 
@@ -356,7 +238,7 @@ def _read_quantile_windows(r: _Reader, stream: dict[str, Any]) -> tuple[float, .
     windows = []
     for i, item in enumerate(r.items(stream["quantile_windows"], "stream.quantile_windows")):
         try:
-            windows.append(_positive_duration(item))
+            windows.append(fields.positive_duration(item))
         except (TypeError, ValueError) as exc:
             r.fail(f"stream.quantile_windows[{i}]", str(exc))
     return tuple(sorted(windows))
@@ -378,37 +260,37 @@ def _read_tier(r: _Reader, raw: Any, path: str) -> Tier:
     data = r.mapping(raw, path)
     r.unknown(data, {"name", "long", "short", "factor", "severity", "for"}, path)
     return Tier(
-        name=r.required(data, "name", path, _name, ""),
-        long_s=r.required(data, "long", path, _positive_duration, 1.0),
-        short_s=r.required(data, "short", path, _positive_duration, 1.0),
-        factor=r.required(data, "factor", path, _positive, 1.0),
-        severity=r.required(data, "severity", path, _severity, c.SEVERITY_PAGE),
-        for_s=r.optional(data, "for", path, _duration, _default(Tier, "for_s")),
+        name=r.required(data, "name", path, fields.name, ""),
+        long_s=r.required(data, "long", path, fields.positive_duration, 1.0),
+        short_s=r.required(data, "short", path, fields.positive_duration, 1.0),
+        factor=r.required(data, "factor", path, fields.positive, 1.0),
+        severity=r.required(data, "severity", path, fields.severity, c.SEVERITY_PAGE),
+        for_s=r.optional(data, "for", path, fields.duration, _default(Tier, "for_s")),
     )
 
 
 def _read_slo(r: _Reader, raw: Any, path: str) -> list[SLO]:
     data = r.mapping(raw, path)
     r.unknown(data, {"sli", "description", "objectives"}, path)
-    sli = r.required(data, "sli", path, _sli, "")
-    description = r.optional(data, "description", path, _text, _default(SLO, "description"))
+    sli = r.required(data, "sli", path, fields.sli, "")
+    description = r.optional(data, "description", path, fields.text, _default(SLO, "description"))
     slos = []
     for j, item in enumerate(r.items(data.get("objectives"), f"{path}.objectives")):
         where = f"{path}.objectives[{j}]"
         obj = r.mapping(item, where)
         if sli == c.SLI_ERRORS:
             r.unknown(obj, {"name", "max_ratio"}, where)
-            budget = r.required(obj, "max_ratio", where, _ratio, 0.5)
-            name = r.optional(obj, "name", where, _name, sli)
+            budget = r.required(obj, "max_ratio", where, fields.ratio, 0.5)
+            name = r.optional(obj, "name", where, fields.name, sli)
             slos.append(SLO(name=name, sli=sli, budget=budget, description=description))
         elif sli:
             r.unknown(obj, {"name", "quantile", "threshold_ms"}, where)
-            quantile = r.required(obj, "quantile", where, _ratio, 0.5)
-            threshold_ms = r.required(obj, "threshold_ms", where, _positive, 1.0)
+            quantile = r.required(obj, "quantile", where, fields.ratio, 0.5)
+            threshold_ms = r.required(obj, "threshold_ms", where, fields.positive, 1.0)
             default_name = f"{sli}-p{quantile * 100:g}".replace(".", "_")
             slos.append(
                 SLO(
-                    name=r.optional(obj, "name", where, _name, default_name),
+                    name=r.optional(obj, "name", where, fields.name, default_name),
                     sli=sli,
                     budget=round(1.0 - quantile, 12),
                     quantile=quantile,
@@ -427,12 +309,12 @@ def _read_trigger(r: _Reader, raw: Any, path: str) -> Trigger:
         where = f"{path}.any[{j}]"
         cond = r.mapping(item, where)
         r.unknown(cond, {"sli", "quantile", "above_ms", "above_ratio"}, where)
-        sli = r.required(cond, "sli", where, _sli, "")
+        sli = r.required(cond, "sli", where, fields.sli, "")
         if sli == c.SLI_ERRORS:
-            conditions.append(Condition(sli=sli, above_ratio=r.required(cond, "above_ratio", where, _ratio, 0.5)))
+            conditions.append(Condition(sli=sli, above_ratio=r.required(cond, "above_ratio", where, fields.ratio, 0.5)))
         else:
-            quantile = r.required(cond, "quantile", where, _ratio, 0.5)
-            above_ms = r.required(cond, "above_ms", where, _positive, 1.0)
+            quantile = r.required(cond, "quantile", where, fields.ratio, 0.5)
+            above_ms = r.required(cond, "above_ms", where, fields.positive, 1.0)
             conditions.append(Condition(sli=sli, quantile=quantile, above_s=above_ms / 1000.0))
 
     def optional(key: str, convert: Callable[[Any], T], attr: str) -> T:
@@ -440,18 +322,18 @@ def _read_trigger(r: _Reader, raw: Any, path: str) -> Trigger:
         return r.optional(data, key, path, convert, default)
 
     return Trigger(
-        name=r.required(data, "name", path, _name, ""),
+        name=r.required(data, "name", path, fields.name, ""),
         conditions=tuple(conditions),
-        action=optional("action", _text, "action"),
-        for_s=optional("for", _duration, "for_s"),
-        window_s=optional("window", _positive_duration, "window_s"),
-        min_events=optional("min_events", _count, "min_events"),
-        recover_for_s=optional("recover_for", _duration, "recover_for_s"),
-        on_no_data=optional("on_no_data", _no_data, "on_no_data"),
-        stale_after_s=optional("stale_after", _positive_duration, "stale_after_s"),
-        severity=optional("severity", _severity, "severity"),
-        alert=optional("alert", _alert_name, "alert"),
-        runbook=optional("runbook", _anchor, "runbook"),
+        action=optional("action", fields.text, "action"),
+        for_s=optional("for", fields.duration, "for_s"),
+        window_s=optional("window", fields.positive_duration, "window_s"),
+        min_events=optional("min_events", fields.count, "min_events"),
+        recover_for_s=optional("recover_for", fields.duration, "recover_for_s"),
+        on_no_data=optional("on_no_data", fields.no_data, "on_no_data"),
+        stale_after_s=optional("stale_after", fields.positive_duration, "stale_after_s"),
+        severity=optional("severity", fields.severity, "severity"),
+        alert=optional("alert", fields.alert_name, "alert"),
+        runbook=optional("runbook", fields.anchor, "runbook"),
         targets=tuple(
             _read_target(r, item, f"{path}.targets[{k}]")
             for k, item in enumerate(r.items(data.get("targets", []), f"{path}.targets"))
@@ -469,7 +351,7 @@ _TARGET_FIELDS = {"kind", "workload", "namespace", "min_replicas", "max_replicas
 def _read_target(r: _Reader, raw: Any, path: str) -> Target:
     data = r.mapping(raw, path)
     r.unknown(data, _TARGET_FIELDS, path)
-    kind = r.required(data, "kind", path, _target_kind, TARGET_HPA)
+    kind = r.required(data, "kind", path, fields.target_kind, TARGET_HPA)
     scaler = kind == TARGET_HPA
     for key in ("workload",) if scaler else ("fqdn",):
         if key not in data:
@@ -481,9 +363,9 @@ def _read_target(r: _Reader, raw: Any, path: str) -> Target:
 
     return Target(
         kind=kind,
-        workload=optional("workload", _k8s_name),
-        namespace=optional("namespace", _k8s_name),
-        min_replicas=optional("min_replicas", _replicas),
-        max_replicas=optional("max_replicas", _replicas),
-        fqdn=optional("fqdn", _fqdn),
+        workload=optional("workload", fields.k8s_name),
+        namespace=optional("namespace", fields.k8s_name),
+        min_replicas=optional("min_replicas", fields.replicas),
+        max_replicas=optional("max_replicas", fields.replicas),
+        fqdn=optional("fqdn", fields.fqdn),
     )
