@@ -50,11 +50,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient
@@ -63,10 +61,15 @@ from aiokafka.structs import OffsetAndMetadata
 
 from slo import beacon as beacon_wire
 from slo import conventions as c
-from slo.partial import Partial
 from slo.stage1 import Stage1
 from slo.stream.settings import Settings
-from slo.stream.topics import STAGE1_GROUP, encode_bundle
+from slo.stream.topics import (
+    STAGE1_GROUP,
+    cut_metadata,
+    encode_bundle,
+    recorded_cut,
+    region_bundles,
+)
 from slo.telemetry import OFF, LinkSet, Tracing, setup_tracing, tracing
 
 SERVICE_NAME = "streamslo-worker"  # OpenTelemetry service.name unless OTEL_SERVICE_NAME is set
@@ -283,22 +286,14 @@ class Stage1Runner(ConsumerRebalanceListener):  # type: ignore[misc]
         """Steps 1-3 of the module docstring for ``cuts`` ({tp: (lo, hi)})."""
         assert self._consumer is not None and self._producer is not None
         await self._consumer.commit(
-            {tp: OffsetAndMetadata(lo + 1, f"cut={hi}") for tp, (lo, hi) in cuts.items()}
+            {tp: OffsetAndMetadata(lo + 1, cut_metadata(hi)) for tp, (lo, hi) in cuts.items()}
         )
         futures = []
         now = time.time()
         for tp in cuts:
             source = self.parts[tp].source
             links = self.links.pop(source, None)
-            trace_links = links.encode() if links else b""
-            by_region: dict[str, list[Partial]] = defaultdict(list)
-            for partial in self.stage1.flush(source, now):
-                by_region[partial.region].append(partial)
-            for region, partials in sorted(by_region.items()):
-                if trace_links:
-                    # Once per bundle: stage 2 links its merge span to the union of the
-                    # bundle's links, so copies on every partial would only cost bytes.
-                    partials[0] = msgspec.structs.replace(partials[0], trace_links=trace_links)
+            for region, partials in region_bundles(self.stage1.flush(source, now), links.encode() if links else b""):
                 futures.append(
                     await self._producer.send(
                         c.TOPIC_PARTIALS, encode_bundle(partials), key=region.encode()
@@ -319,13 +314,17 @@ class Stage1Runner(ConsumerRebalanceListener):  # type: ignore[misc]
         """
         assert self._consumer is not None
         for tp in tps:
-            part = self.parts.pop(tp, None)
-            if part is not None:
-                self.stage1.drop(part.source)
-                self.links.pop(part.source, None)
+            self._forget(tp)
             self.resets.add(tp)
         with contextlib.suppress(IllegalStateError):  # no longer assigned: the rejoin revokes it
             self._consumer.pause(*tps)
+
+    def _forget(self, tp: TopicPartition) -> None:
+        """Drop the unflushed input, duplicate memory and trace links of ``tp``."""
+        part = self.parts.pop(tp, None)
+        if part is not None:
+            self.stage1.drop(part.source)
+            self.links.pop(part.source, None)
 
     async def _retry_resets(self) -> None:
         assert self._consumer is not None
@@ -347,10 +346,7 @@ class Stage1Runner(ConsumerRebalanceListener):  # type: ignore[misc]
         # Wait for an in-flight flush; unflushed input is replayed by the next owner.
         async with self._lock:
             for tp in revoked:
-                part = self.parts.pop(tp, None)
-                if part is not None:
-                    self.stage1.drop(part.source)
-                    self.links.pop(part.source, None)
+                self._forget(tp)
                 self.resets.discard(tp)
         log.info("stage1: revoked %s", sorted(tp.partition for tp in revoked))
 
@@ -382,9 +378,7 @@ class Stage1Runner(ConsumerRebalanceListener):  # type: ignore[misc]
             meta = committed.get(tp)
             start = meta.offset if meta is not None and meta.offset >= 0 else beginnings[tp]
             start = max(start, beginnings[tp])
-            cut = None
-            if meta is not None and meta.metadata.startswith("cut="):
-                cut = int(meta.metadata[4:])
+            cut = recorded_cut(meta.metadata) if meta is not None else None
             source = f"{c.TOPIC_BEACONS}/{tp.partition}"
             self.stage1.begin(source, start - 1)
             self.parts[tp] = _Partition(source, start, cut, start)

@@ -44,6 +44,37 @@ def decode_bundle(data: bytes) -> list[Partial]:
     return _bundle_decoder.decode(data)
 
 
+def region_bundles(partials: list[Partial], trace_links: bytes = b"") -> list[tuple[str, list[Partial]]]:
+    """One cut's partials grouped into one bundle per region, regions sorted.
+
+    ``trace_links`` go once per bundle, on its first partial: stage 2 links its
+    merge span to the union of a bundle's links, so copies on every partial
+    would only cost bytes.
+    """
+    by_region: dict[str, list[Partial]] = {}
+    for partial in partials:
+        by_region.setdefault(partial.region, []).append(partial)
+    bundles = sorted(by_region.items())
+    if trace_links:
+        for _, bundle in bundles:
+            bundle[0] = msgspec.structs.replace(bundle[0], trace_links=trace_links)
+    return bundles
+
+
+# Commit metadata of a cut's first commit: the boundary to re-cut at after a crash.
+_CUT_PREFIX = "cut="
+
+
+def cut_metadata(hi: int) -> str:
+    """The metadata committed with ``lo + 1`` before a cut up to ``hi`` is produced."""
+    return f"{_CUT_PREFIX}{hi}"
+
+
+def recorded_cut(metadata: str) -> int | None:
+    """The boundary :func:`cut_metadata` recorded, or None (a completed cut commits "")."""
+    return int(metadata.removeprefix(_CUT_PREFIX)) if metadata.startswith(_CUT_PREFIX) else None
+
+
 def partition_for(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner (Java and aiokafka) picks for ``key``."""
     return int((murmur2(key) & 0x7FFFFFFF) % partitions)
