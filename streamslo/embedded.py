@@ -36,7 +36,8 @@ from fastapi import FastAPI, HTTPException, Response
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CollectorRegistry, Counter
 
-from collector.app import INGEST_PATH, Scope, Send, create_app
+from collector.app import INGEST_PATH, create_app
+from collector.asgi import Scope, Send
 from collector.config import ENV_KEYS, CollectorConfig, ConfigError, load_keys
 from collector.exporters import InProcessExporter
 from collector.keys import HEADER as KEY_HEADER
