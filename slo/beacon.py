@@ -6,12 +6,20 @@ allow-list, and produces one :class:`Beacon` per request body. Stage 1 reads
 it back from raw bytes with :func:`decode_record`, which enforces the
 collector's limits again (``slo/limits.py``: size, nesting depth, event count)
 and turns *any* failure into :class:`Rejected` with a reason: ``beacons`` is a
-topic anyone with write access can fill. One Kafka message carries one whole
-beacon (many events): per-message overhead dominates a Faust agent, so events
-are never produced one by one.
+topic anyone with write access can fill.
+
+A Kafka record holds one whole beacon (many events; events are never
+produced one by one) or, written by the collector's group commit, several
+beacons of one partition: the record value is then a JSON array of beacon
+objects (``docs/collector.md``, "Kafka records"). :func:`decode_record`
+returns the beacons of either form.
 
 >>> b = Beacon("s1", 7, "eu-west-1", "rum", 10.0, 9.5, [Event("first_frame", 9.0, 120.0)])
 >>> decode(encode(b)) == b
+True
+>>> decode_record(encode(b)) == [b]
+True
+>>> decode_record(b"[" + encode(b) + b"," + encode(b) + b"]") == [b, b]
 True
 >>> try:
 ...     decode_record(b'{"events": ' + b"[" * 100_000)
@@ -60,6 +68,7 @@ class Beacon(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Beacon)
+_group_decoder = msgspec.json.Decoder(list[Beacon])
 
 
 def encode(beacon: Beacon) -> bytes:
@@ -80,26 +89,31 @@ class Rejected(Exception):
         self.reason = reason
 
 
-def decode_record(data: bytes | None) -> Beacon:
-    """Parse a ``beacons`` record value with the collector's limits; raise :class:`Rejected`.
+def decode_record(data: bytes | None) -> list[Beacon]:
+    """The beacons of a ``beacons`` record value, with the collector's limits; raise :class:`Rejected`.
 
     Use it for every record read from Kafka (stage 1's read path and its dedup
-    priming must agree on what is a beacon). Whatever goes wrong, including
-    errors no one listed, becomes ``Rejected``, so one poison record can never
-    stop a partition.
+    priming must agree on what is a beacon). A record is accepted or rejected
+    whole: the collector never writes a group with a bad beacon in it.
+    Whatever goes wrong, including errors no one listed, becomes
+    ``Rejected``, so one poison record can never stop a partition.
     """
     if data is None:
         raise Rejected(c.REASON_MALFORMED, "record without a value")
     if len(data) > limits.MAX_RECORD_BYTES:
         raise Rejected(c.REASON_TOO_LARGE, f"{len(data)} bytes, at most {limits.MAX_RECORD_BYTES}")
+    grouped = data[:1] == b"["  # the collector writes no leading whitespace
     try:
-        beacon = _decoder.decode(data)
+        beacons = _group_decoder.decode(data) if grouped else [_decoder.decode(data)]
     except msgspec.ValidationError as exc:
         raise Rejected(c.REASON_INVALID, str(exc)) from None
     except Exception as exc:  # DecodeError, RecursionError, anything: never a stuck partition
         raise Rejected(c.REASON_MALFORMED, f"not a beacon: {exc}") from None
-    if len(beacon.events) > limits.MAX_EVENTS:
-        raise Rejected(c.REASON_TOO_MANY_EVENTS, f"{len(beacon.events)} events, at most {limits.MAX_EVENTS}")
-    if not 0.0 < beacon.received_at <= limits.MAX_UNIX_S:
-        raise Rejected(c.REASON_INVALID, f"received_at {beacon.received_at!r} out of range")
-    return beacon
+    if grouped and not 1 <= len(beacons) <= limits.MAX_GROUP_BEACONS:
+        raise Rejected(c.REASON_INVALID, f"{len(beacons)} beacons in a group, 1..{limits.MAX_GROUP_BEACONS}")
+    for beacon in beacons:
+        if len(beacon.events) > limits.MAX_EVENTS:
+            raise Rejected(c.REASON_TOO_MANY_EVENTS, f"{len(beacon.events)} events, at most {limits.MAX_EVENTS}")
+        if not 0.0 < beacon.received_at <= limits.MAX_UNIX_S:
+            raise Rejected(c.REASON_INVALID, f"received_at {beacon.received_at!r} out of range")
+    return beacons

@@ -24,6 +24,7 @@ MAX_BODY_BYTES: Final = 1 << 20  # request body after decompression (collector d
 # come from a collector with default limits, whatever its encoding.
 MAX_RECORD_BYTES: Final = MAX_BODY_BYTES
 MAX_EVENTS: Final = 500  # events per beacon
+MAX_GROUP_BEACONS: Final = 256  # beacons in one group-commit record (a JSON array of beacons)
 MAX_DEPTH: Final = 3  # JSON nesting of an acceptable beacon: object > events list > event
 MAX_SESSION_ID: Final = 128
 MAX_LABEL: Final = 64  # region, sdk, name, code

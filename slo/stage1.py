@@ -67,18 +67,21 @@ class _Dedup:
     """Offsets of recently accepted beacon keys in one source, bounded to ``size`` records.
 
     Keys are 64-bit hashes of ``(session_id, seq)``: a ring of the last
-    ``size`` accepted (offset, key) pairs evicts old keys in O(1) with fixed
+    ``size`` records' (offset, key) pairs evicts old keys in O(1) with fixed
     memory, and the decision rule compares offsets, so lazy eviction never
-    changes an answer.
+    changes an answer. A group-commit record holds several keys at one
+    offset: the first is in the ring, the others in ``extra`` under that
+    offset, evicted with it.
     """
 
-    __slots__ = ("keys", "offsets", "ring_keys", "ring_offsets", "size")
+    __slots__ = ("extra", "offsets", "ring_keys", "ring_offsets", "size")
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.offsets: dict[int, int] = {}
         self.ring_keys = array("q", bytes(8 * size))
         self.ring_offsets = array("q", [-1]) * size
+        self.extra: dict[int, list[int]] = {}
 
     def check(self, key: int, offset: int) -> bool:
         """Record ``key`` at ``offset``; True when it is new, False for a duplicate.
@@ -95,10 +98,13 @@ class _Dedup:
         self.offsets[key] = offset
         slot = offset % self.size
         old_offset = self.ring_offsets[slot]
-        if old_offset >= 0 and old_offset != offset:
-            old_key = self.ring_keys[slot]
-            if self.offsets.get(old_key) == old_offset:
-                del self.offsets[old_key]
+        if old_offset == offset:  # another beacon of the same group record
+            self.extra.setdefault(offset, []).append(key)
+            return not duplicate
+        if old_offset >= 0:
+            for old_key in (self.ring_keys[slot], *self.extra.pop(old_offset, ())):
+                if self.offsets.get(old_key) == old_offset:
+                    del self.offsets[old_key]
         self.ring_keys[slot] = key
         self.ring_offsets[slot] = offset
         return not duplicate
@@ -201,6 +207,25 @@ class Stage1:
     def prime(self, session_id: str, seq: int, source: str, offset: int) -> None:
         """Remember a beacon read *before* ``lo`` (rebuilding dedup memory after a restart)."""
         self._source(source, offset + 1).dedup.check(hash((session_id, seq)), offset)
+
+    def add_record(self, beacons: list[Beacon], source: str, offset: int) -> int:
+        """Accumulate the beacons of the record at ``offset``; return how many were new.
+
+        A record holds one beacon or a group-commit group (``slo.beacon.decode_record``).
+        A retry that landed in the same group as its original is a duplicate too.
+        """
+        if len(beacons) == 1:
+            return int(self.add(beacons[0], source, offset))
+        new = 0
+        seen: set[tuple[str, int]] = set()
+        for beacon in beacons:
+            key = (beacon.session_id, beacon.seq)
+            if key in seen:
+                self._source(source, offset).dups += 1
+                continue
+            seen.add(key)
+            new += self.add(beacon, source, offset)
+        return new
 
     def skip(self, source: str, offset: int, reason: str | None = None) -> None:
         """Mark a non-beacon or malformed record at ``offset`` as consumed, counted under ``reason``."""

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
+import msgspec
 import numpy as np
 import pytest
 
 from slo import conventions as c
+from slo import limits
 from slo.beacon import Beacon, Event, Rejected, decode_record, encode
 from slo.partial import Partial
 from slo.sketch import RELATIVE_ACCURACY, LogSketch
@@ -323,7 +325,74 @@ def test_records_the_collector_would_refuse_are_rejected_with_a_reason(value, re
 
 def test_a_collector_beacon_decodes_as_a_record():
     b = beacon(3, ff(120.0), err())
-    assert decode_record(encode(b)) == b
+    assert decode_record(encode(b)) == [b]
+
+
+def group(*beacons: Beacon) -> bytes:
+    """A group-commit record value, as collector/group_commit.py writes it."""
+    return b"[" + b",".join(encode(b) for b in beacons) + b"]"
+
+
+def test_a_group_commit_record_decodes_to_its_beacons_in_order():
+    bs = [beacon(seq, ff(100.0 + seq), session=f"s{seq % 3}") for seq in range(5)]
+    assert decode_record(group(*bs)) == bs
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        pytest.param(b"[]", c.REASON_INVALID, id="an empty group is not a record"),
+        pytest.param(group(*[beacon(i) for i in range(limits.MAX_GROUP_BEACONS + 1)]), c.REASON_INVALID,
+                     id="a group over the beacon limit is rejected"),
+        pytest.param(group(beacon(1, ff(1.0)), beacon(2, *[ff(1.0)] * (limits.MAX_EVENTS + 1))),
+                     c.REASON_TOO_MANY_EVENTS, id="one beacon over the event limit rejects its whole group"),
+        pytest.param(b"[" + encode(beacon(1)) + b',{"session_id": 1}]', c.REASON_INVALID,
+                     id="one malformed beacon rejects its whole group"),
+        pytest.param(b"[" * 100_000, c.REASON_INVALID, id="deeply nested arrays fail at the first element"),
+        pytest.param(b"[" + encode(beacon(1)), c.REASON_MALFORMED, id="a truncated group is malformed"),
+    ],
+)
+def test_group_records_are_accepted_or_rejected_whole(value, reason):
+    with pytest.raises(Rejected) as exc:
+        decode_record(value)
+    assert exc.value.reason == reason
+
+
+def _run(records: list[list[Beacon]]) -> tuple[list[Partial], int, int]:
+    s1 = Stage1(SPEC)
+    s1.begin(SRC, -1)
+    for offset, rec in enumerate(records):
+        s1.add_record(rec, SRC, offset)
+    parts = s1.flush(SRC)
+    return [msgspec.structs.replace(p, lo=0, hi=0) for p in parts], s1.counters.beacons, s1.counters.duplicates
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        pytest.param([[beacon(0, ff(100.0))], [beacon(1, ff(120.0)), beacon(0, ff(100.0))]],
+                     id="a retry in a later group is a duplicate"),
+        pytest.param([[beacon(0, ff(100.0)), beacon(1, ff(120.0))], [beacon(0, ff(100.0))]],
+                     id="a retry of a grouped beacon in a later single record is a duplicate"),
+        pytest.param([[beacon(0, ff(100.0)), beacon(1, ff(120.0)), beacon(0, ff(100.0))]],
+                     id="a retry in the same group as its original is a duplicate"),
+    ],
+)
+def test_grouping_changes_no_count_and_no_partial(records):
+    """The same beacons one per record and grouped: the same partials, counts and duplicates."""
+    one_each = [[b] for rec in records for b in rec]
+    assert _run(records) == _run(one_each)
+    assert _run(records)[1:] == (2, 1)
+
+
+def test_dedup_memory_stays_bounded_with_group_records():
+    s1 = Stage1(SPEC, dedup_records=100)
+    s1.begin(SRC, -1)
+    for offset in range(1_000):
+        s1.add_record([beacon(offset * 5 + i, session=f"s{i}") for i in range(5)], SRC, offset)
+    dedup = s1._sources[SRC].dedup
+    assert len(dedup.offsets) <= 5 * 100
+    assert len(dedup.extra) <= 100
 
 
 def test_skipped_records_are_counted_by_reason_and_still_advance_the_cut():

@@ -209,7 +209,7 @@ class Stage1Runner(ConsumerRebalanceListener):  # type: ignore[misc]
                 self._prime(source, offset, rec.value)
                 continue
             try:
-                stage1.add(decode(rec.value), source, offset)
+                stage1.add_record(decode(rec.value), source, offset)
             except Exception as exc:  # any poison record: skip, never stop
                 await self._reject(tp, rec, exc)
             part.position = offset + 1
@@ -241,10 +241,11 @@ class Stage1Runner(ConsumerRebalanceListener):  # type: ignore[misc]
         # The read path's acceptance rule exactly: a record it skipped must not
         # enter the dedup memory here, or a replay would judge later beacons differently.
         try:
-            beacon = beacon_wire.decode_record(value)
+            beacons = beacon_wire.decode_record(value)
         except Exception:
             return
-        self.stage1.prime(beacon.session_id, beacon.seq, source, offset)
+        for beacon in beacons:
+            self.stage1.prime(beacon.session_id, beacon.seq, source, offset)
         self.primed += 1
 
     # -- output ----------------------------------------------------------------------

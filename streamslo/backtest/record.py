@@ -7,7 +7,7 @@
 Every partition is read from the first record at or after ``--from``
 (``offsets_for_times``, by record timestamp: the collector's produce time)
 until its records pass ``--to`` or its end offset as of the start. Each
-record goes through the same check stage 1 applies
+record (one beacon, or a group-commit group of several) goes through the same check stage 1 applies
 (:func:`slo.beacon.decode_record`); a record that is not an acceptable
 beacon is skipped and counted by reason, never copied. The beacons are
 written in arrival order (``received_at``) with the file's header
@@ -29,7 +29,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from slo import conventions as c
-from slo.beacon import Beacon, Rejected, decode_record
+from slo.beacon import Beacon, Rejected, decode_record, encode
 from streamslo.backtest.data import Header, ReplayWriter
 
 __all__ = ["main", "parse_time", "read_span", "record"]
@@ -92,9 +92,14 @@ async def _drain(consumer: AIOKafkaConsumer, todo: set[TopicPartition], ends: di
                     todo.discard(tp)
                     break
                 try:
-                    out.append((decode_record(rec.value), rec.value or b""))
+                    group = decode_record(rec.value)
                 except Rejected as exc:
                     skipped[exc.reason] = skipped.get(exc.reason, 0) + 1
+                    continue
+                if len(group) == 1:  # the record's own bytes, as the collector wrote them
+                    out.append((group[0], rec.value or b""))
+                else:  # a group-commit record: one line per beacon in the replay file
+                    out.extend((beacon, encode(beacon)) for beacon in group)
             if tp in todo and await consumer.position(tp) >= ends[tp]:
                 todo.discard(tp)
     return out, skipped
