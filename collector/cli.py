@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from collector.config import CollectorConfig, ConfigError
+from slo import limits
 
 ARGV_ENV = "STREAMSLO_COLLECTOR_ARGV"
 SERVERS = ("uvicorn", "granian")  # the first is the default
@@ -61,6 +62,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--burst-per-key", type=float, default=None)
     p.add_argument("--cors-origin", action="append", default=[], help="allowed browser origin (repeat)")
     p.add_argument("--max-body-bytes", type=int, default=None)
+    p.add_argument("--group-linger-ms", type=float, default=1.0,
+                   help="group commit: how long a partition's record stays open for more beacons "
+                        "(0: until the end of the event-loop iteration); docs/collector.md")
+    p.add_argument("--group-max-beacons", type=int, default=64,
+                   help=f"group commit: beacons per Kafka record, 1..{limits.MAX_GROUP_BEACONS} (1: off)")
     p.add_argument("--log-level", default="warning")
     return p
 
@@ -76,6 +82,11 @@ def build_config(args: argparse.Namespace) -> CollectorConfig:
             overrides[name] = getattr(args, name)
     cfg = CollectorConfig.from_spec(spec, keys_file=args.keys, **overrides)
     cfg.validate()
+    if not 1 <= args.group_max_beacons <= limits.MAX_GROUP_BEACONS:
+        raise ConfigError([f"--group-max-beacons must be 1..{limits.MAX_GROUP_BEACONS}, "
+                           f"got {args.group_max_beacons}"])
+    if not 0 <= args.group_linger_ms <= 100:
+        raise ConfigError([f"--group-linger-ms must be 0..100, got {args.group_linger_ms}"])
     return cfg
 
 
@@ -84,7 +95,9 @@ def build_app(args: argparse.Namespace) -> Any:
     from collector.exporters import KafkaExporter
     from slo import conventions as c
 
-    exporter = KafkaExporter(args.kafka, args.topic or c.TOPIC_BEACONS)
+    exporter = KafkaExporter(args.kafka, args.topic or c.TOPIC_BEACONS,
+                             group_linger_s=args.group_linger_ms / 1000,
+                             group_max_beacons=args.group_max_beacons)
     return create_app(build_config(args), exporter)
 
 

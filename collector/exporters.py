@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
+from collector.group_commit import GroupCommit, partition_for
 from slo import beacon as beacon_codec
 from slo import conventions as c
 from slo.beacon import Beacon
@@ -110,9 +111,10 @@ def _librdkafka_options(bootstrap: str, send_timeout_s: float) -> dict[str, Any]
         "enable.idempotence": True,
         # lz4 is cheap on CPU; gzip would cost more than it saves on the network.
         "compression.type": "lz4",
-        # Concurrent requests share a batch: 5 ms of linger buys large batches
-        # at a latency cost well inside the 20 ms p99 target.
-        "linger.ms": 5,
+        # Beacons are grouped into records above the client (GroupCommit), so
+        # librdkafka's own batching only needs to gather records of different
+        # partitions: a short linger, for latency.
+        "linger.ms": 1,
         # librdkafka's own delivery deadline: past it the message gets a
         # delivery report with _MSG_TIMED_OUT.
         "message.timeout.ms": max(1, int(send_timeout_s * 1000)),
@@ -128,7 +130,12 @@ def _librdkafka_options(bootstrap: str, send_timeout_s: float) -> dict[str, Any]
 
 
 class KafkaExporter:
-    """Produces each beacon to ``topic`` with key = session_id, acks=all, idempotent (librdkafka).
+    """Produces beacons to ``topic`` by session_id's partition, acks=all, idempotent (librdkafka).
+
+    Group commit (``collector/group_commit.py``): beacons for one partition
+    that arrive within ``group_linger_s`` (at most ``group_max_beacons``,
+    ``group_max_bytes``) share one record, and its delivery report answers all
+    their requests; ``group_max_beacons=1`` writes one record per beacon.
 
     ``start()`` returns at once: librdkafka connects in the background and a
     probe task (metadata for ``topic`` every ``probe_interval_s``) keeps
@@ -151,7 +158,7 @@ class KafkaExporter:
     """
 
     name = "kafka"
-    poll_interval_s = 0.001  # latency added to a delivery: at most this (linger is 5 ms)
+    poll_interval_s = 0.001  # latency added to a delivery: at most this (linger is 1 ms)
 
     def __init__(
         self,
@@ -160,6 +167,9 @@ class KafkaExporter:
         *,
         probe_interval_s: float = 1.0,
         send_timeout_s: float = 5.0,
+        group_linger_s: float = 0.001,
+        group_max_beacons: int = 64,
+        group_max_bytes: int = 256 * 1024,
         **producer_options: Any,
     ) -> None:
         self.bootstrap = bootstrap
@@ -172,8 +182,11 @@ class KafkaExporter:
         self._fatal: Any = None  # the KafkaError that made the producer unusable
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._pending = 0  # produced, delivery report not served yet
+        self._pending = 0  # records produced, delivery report not served yet
         self._wake = asyncio.Event()
+        self._partitions = 0  # the topic's partition count, from the last good probe
+        self._groups = GroupCommit(self._produce_group, linger_s=group_linger_s,
+                                   max_beacons=group_max_beacons, max_bytes=group_max_bytes)
 
     async def start(self) -> None:
         if self._tasks:
@@ -184,16 +197,23 @@ class KafkaExporter:
                        asyncio.create_task(self._probe_loop(), name="kafka-exporter-probe")]
 
     def ready(self) -> bool:
-        return self._healthy and self._producer is not None
+        return self._healthy and self._producer is not None and self._partitions > 0
 
     async def export(self, beacon: Beacon, headers: Headers | None = None) -> None:
-        producer, loop = self._producer, self._loop
-        if producer is None or loop is None or not self._healthy:
+        if not self.ready():
             raise ExporterUnavailable("Kafka is not reachable")
-        delivered: asyncio.Future[None] = loop.create_future()
+        key = beacon.session_id.encode()
+        await self._groups.add(partition_for(key, self._partitions), beacon_codec.encode(beacon), key, headers)
+
+    def _produce_group(self, partition: int, value: bytes, key: bytes, headers: Headers | None,
+                       waiters: list[asyncio.Future[None]]) -> None:
+        """One record for a group of beacons; its delivery report resolves ``waiters``."""
+        producer = self._producer
+        if producer is None:
+            raise ExporterUnavailable("Kafka exporter is shut down")
         try:
-            producer.produce(self.topic, beacon_codec.encode(beacon), beacon.session_id.encode(),
-                             on_delivery=partial(self._on_delivery, delivered), headers=headers)
+            producer.produce(self.topic, value, key, partition=partition,
+                             on_delivery=partial(self._on_delivery, waiters), headers=headers)
         except BufferError:
             raise ExporterUnavailable("Kafka producer queue is full") from None
         except Exception as exc:  # KafkaException: a message over message.max.bytes, or _FATAL
@@ -202,9 +222,9 @@ class KafkaExporter:
             raise ExporterUnavailable(f"Kafka produce failed: {exc}") from exc
         self._pending += 1
         self._wake.set()
-        await delivered
 
     async def shutdown(self) -> None:
+        self._groups.flush_all()  # open groups go to the producer and get the bounded flush below
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
@@ -263,21 +283,24 @@ class KafkaExporter:
         delivery belongs to the old producer.
         """
         old = self._producer
+        self._groups.flush_all()  # their waiters get the purge's error, not a hang
         await self._purge(old)
         self._pending = 0  # a report the purge did not serve will never be polled
         self._producer = self._new_producer()
         self._fatal = None
 
-    def _on_delivery(self, fut: asyncio.Future[None], err: Any, _msg: Any) -> None:
-        """Delivery report, run by ``poll()`` on the event loop's thread."""
+    def _on_delivery(self, waiters: list[asyncio.Future[None]], err: Any, _msg: Any) -> None:
+        """Delivery report of one record, run by ``poll()`` on the event loop's thread."""
         self._pending -= 1
-        if fut.done():  # the caller was cancelled
-            return
-        if err is None:
-            fut.set_result(None)
-        else:
+        if err is not None:
             self._healthy = False
-            fut.set_exception(ExporterUnavailable(f"Kafka delivery failed: {err.name()}"))
+        for fut in waiters:
+            if fut.done():  # the caller was cancelled
+                continue
+            if err is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(ExporterUnavailable(f"Kafka delivery failed: {err.name()}"))
 
     def _on_error(self, err: Any) -> None:
         from confluent_kafka import KafkaError
@@ -311,6 +334,8 @@ class KafkaExporter:
             md = await asyncio.to_thread(self._producer.list_topics, self.topic, timeout)
             meta = md.topics.get(self.topic)
             ok = meta is not None and meta.error is None and bool(meta.partitions)
+            if ok:
+                self._partitions = len(meta.partitions)
         except Exception as exc:  # KafkaException: timeout, transport
             log.debug("kafka exporter: metadata probe failed: %s", exc)
             ok = False

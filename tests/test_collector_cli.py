@@ -20,8 +20,13 @@ KEY = "cli-key-0123456789"
 @pytest.mark.parametrize(
     ("argv", "env_keys", "message"),
     [(["--kafka", "127.0.0.1:1"], "", "no ingest keys"),
-     (["--kafka", "127.0.0.1:1", "--max-body-bytes", "10"], KEY, "max_body_bytes")],
-    ids=["without keys the collector refuses to start", "a tiny body cap is a config error"],
+     (["--kafka", "127.0.0.1:1", "--max-body-bytes", "10"], KEY, "max_body_bytes"),
+     (["--kafka", "127.0.0.1:1", "--group-max-beacons", "0"], KEY, "--group-max-beacons must be 1..256"),
+     (["--kafka", "127.0.0.1:1", "--group-max-beacons", "257"], KEY, "--group-max-beacons must be 1..256"),
+     (["--kafka", "127.0.0.1:1", "--group-linger-ms", "-1"], KEY, "--group-linger-ms must be 0..100")],
+    ids=["without keys the collector refuses to start", "a tiny body cap is a config error",
+         "a group of no beacons is a config error", "a group past stage 1's limit is a config error",
+         "a negative group linger is a config error"],
 )
 def test_config_errors_exit_2_with_a_message(
     argv: list[str], env_keys: str, message: str, monkeypatch: pytest.MonkeyPatch,

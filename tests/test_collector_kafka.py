@@ -35,6 +35,11 @@ def beacon_body(session: str, seq: int) -> dict[str, Any]:
                        {"type": "error", "ts": now, "fatal": True}]}
 
 
+def beacons_of(records: list[Any]) -> list[codec.Beacon]:
+    """Every beacon in ``records``: one per record, or a group-commit group's several."""
+    return [b for rec in records for b in codec.decode_record(rec.value)]
+
+
 async def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -104,11 +109,14 @@ async def test_accepted_beacons_are_on_the_topic_exactly_once_keyed_by_session(k
     records = await read_topic(kafka_broker.bootstrap, topic)
     seen: Counter[tuple[str, int]] = Counter()
     for rec in records:
-        b = codec.decode(rec.value)
-        assert rec.key == b.session_id.encode()
-        assert len(b.events) == 2 and b.events[0].value_ms == 100.0 + b.seq
-        seen[(b.session_id, b.seq)] += 1
+        group = codec.decode_record(rec.value)
+        assert rec.key == group[0].session_id.encode()
+        for b in group:
+            assert len(b.events) == 2 and b.events[0].value_ms == 100.0 + b.seq
+            seen[(b.session_id, b.seq)] += 1
     assert seen == Counter(sent)
+    # 60 concurrent requests: group commit put several beacons in one record.
+    assert len(records) < len(sent)
 
 
 @pytest.mark.slow
@@ -160,7 +168,7 @@ async def test_broker_down_gives_503_then_recovers_by_itself(kafka_broker_factor
         failed = run.registry.get_sample_value(c.METRIC_EXPORTER_FAILURES, {c.LABEL_EXPORTER: "kafka"})
         assert failed is not None and failed >= 2
     records = await read_topic(broker.bootstrap, topic)
-    on_topic = Counter((b.session_id, b.seq) for b in (codec.decode(r.value) for r in records))
+    on_topic = Counter((b.session_id, b.seq) for b in beacons_of(records))
     # Every acknowledged beacon is there exactly once; a 503 promised nothing.
     assert all(on_topic[k] == 1 for k in acked), (acked, on_topic)
 
@@ -189,7 +197,7 @@ async def test_micro_batched_beacons_land_where_producer_send_would_put_them(
     topic = await make_topic(kafka_broker.bootstrap, 4)
     sent = [(f"sess-{s}-{uuid.uuid4().hex[:6]}", q) for q in range(per_session) for s in range(sessions)]
     async with Running(kafka_broker.bootstrap, topic) as run:
-        # Concurrent requests share micro-batches (one send_batch per partition).
+        # Concurrent requests share group-commit records (one per partition).
         responses = await asyncio.gather(*(run.post(beacon_body(s, q)) for s, q in sent))
         assert [r.status_code for r in responses] == [202] * len(sent)
     records = await read_topic(kafka_broker.bootstrap, topic)
@@ -197,11 +205,12 @@ async def test_micro_batched_beacons_land_where_producer_send_would_put_them(
     seen: Counter[tuple[str, int]] = Counter()
     order: dict[str, list[int]] = {}
     for rec in sorted(records, key=lambda r: (r.partition, r.offset)):
-        b = codec.decode(rec.value)
-        assert rec.key == b.session_id.encode()
-        assert rec.partition == partitioner(rec.key, [0, 1, 2, 3], [0, 1, 2, 3])
-        seen[(b.session_id, b.seq)] += 1
-        order.setdefault(b.session_id, []).append(b.seq)
+        group = codec.decode_record(rec.value)
+        assert rec.key == group[0].session_id.encode()
+        for b in group:  # every beacon of a group on its own session's partition
+            assert rec.partition == partitioner(b.session_id.encode(), [0, 1, 2, 3], [0, 1, 2, 3])
+            seen[(b.session_id, b.seq)] += 1
+            order.setdefault(b.session_id, []).append(b.seq)
     assert seen == Counter(sent)
     assert all(seqs == sorted(seqs) for seqs in order.values()), order
     if sessions > 1:
@@ -223,23 +232,29 @@ async def test_a_batch_the_broker_rejects_fails_every_caller_in_it(kafka_broker:
     assert await read_topic(kafka_broker.bootstrap, topic) == []
 
 
-async def test_a_full_local_producer_queue_answers_503_and_stays_ready(kafka_broker: Any) -> None:
+@pytest.mark.parametrize(("group_max", "accepted_n"), [(1, 2), (4, 8)], ids=[
+    "one beacon per record: two records fit, eight beacons get 503",
+    "groups of four: two records (eight beacons) fit, the third group's two get 503"])
+async def test_a_full_local_producer_queue_answers_503_and_stays_ready(
+        kafka_broker: Any, group_max: int, accepted_n: int) -> None:
     # librdkafka holds at most 2 messages, and a long linger keeps the first
-    # two queued while the other eight arrive: produce() raises BufferError.
+    # two queued while the rest arrive: produce() raises BufferError.
     topic = await make_topic(kafka_broker.bootstrap, 1)
     sent = [(uuid.uuid4().hex, q) for q in range(10)]
-    options = {"queue.buffering.max.messages": 2, "linger.ms": 500}
+    # A long group linger too: only the count closes a group, however slow this machine is.
+    options = {"queue.buffering.max.messages": 2, "linger.ms": 500,
+               "group_max_beacons": group_max, "group_linger_s": 0.5}
     async with Running(kafka_broker.bootstrap, topic, **options) as run:
         responses = await asyncio.gather(*(run.post(beacon_body(s, q)) for s, q in sent))
         codes = [r.status_code for r in responses]
-        assert sorted(codes) == [202] * 2 + [503] * 8, codes
+        assert sorted(codes) == [202] * accepted_n + [503] * (10 - accepted_n), codes
         assert all(int(r.headers["retry-after"]) >= 1 for r in responses if r.status_code == 503)
         assert run.exporter.ready()  # a full queue is back-pressure, not a broker failure
         assert (await run.post(beacon_body("after", 1))).status_code == 202
     accepted = Counter(sent[i] for i, code in enumerate(codes) if code == 202)
     accepted[("after", 1)] += 1
     records = await read_topic(kafka_broker.bootstrap, topic)
-    assert Counter((b.session_id, b.seq) for b in (codec.decode(r.value) for r in records)) == accepted
+    assert Counter((b.session_id, b.seq) for b in beacons_of(records)) == accepted
 
 
 def raise_fatal_error(producer: Any, code: int, reason: bytes = b"raised by the test") -> None:
@@ -268,17 +283,20 @@ def raise_fatal_error(producer: Any, code: int, reason: bytes = b"raised by the 
 
 @pytest.mark.parametrize("pending", [0, 3], ids=[
     "with nothing in flight",
-    "with lingering deliveries, which each fail with 503"])
+    "with a lingering record of three beacons, whose callers each get 503"])
 async def test_a_fatal_producer_error_replaces_the_producer_which_becomes_ready_by_itself(
         kafka_broker: Any, caplog: pytest.LogCaptureFixture, pending: int) -> None:
     from confluent_kafka import KafkaError
 
     topic = await make_topic(kafka_broker.bootstrap, 1)
     # A long linger keeps the pending beacons in librdkafka's queue when the error hits.
-    async with Running(kafka_broker.bootstrap, topic, **{"linger.ms": 1000 if pending else 5}) as run:
+    # (and a long group linger puts all of them in one record, however slow this machine is).
+    options: dict[str, Any] = {"linger.ms": 1000, "group_linger_s": 0.2} if pending else {}
+    async with Running(kafka_broker.bootstrap, topic, **options) as run:
         assert (await run.post(beacon_body("before", 1))).status_code == 202
         lingering = [asyncio.create_task(run.post(beacon_body("lingering", q))) for q in range(pending)]
-        await wait_until(lambda: run.exporter._pending == pending, 5, "the beacons to be produced")
+        # One partition: the lingering beacons share one group-commit record.
+        await wait_until(lambda: run.exporter._pending == min(pending, 1), 5, "the beacons to be produced")
         old = run.exporter._producer
         caplog.set_level(logging.WARNING, logger="collector.exporters")
         raise_fatal_error(old, KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER)
@@ -295,5 +313,5 @@ async def test_a_fatal_producer_error_replaces_the_producer_which_becomes_ready_
     fatal_logs = [r for r in caplog.records if "fatal producer error" in r.getMessage()]
     assert len(fatal_logs) == 1 and "OUT_OF_ORDER_SEQUENCE_NUMBER" in fatal_logs[0].getMessage()
     records = await read_topic(kafka_broker.bootstrap, topic)
-    assert Counter((b.session_id, b.seq) for b in (codec.decode(r.value) for r in records)) == \
+    assert Counter((b.session_id, b.seq) for b in beacons_of(records)) == \
         Counter([("before", 1), ("after", 1)])

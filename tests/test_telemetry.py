@@ -492,6 +492,20 @@ def test_a_stage1_batch_span_links_to_each_sampled_message_and_feeds_stage2() ->
     assert [lk.context.span_id for lk in merge.links] == [stage1.context.span_id]
 
 
+def test_a_group_commit_record_links_to_each_of_its_sampled_beacons() -> None:
+    collector_spans, worker_spans = InMemorySpanExporter(), InMemorySpanExporter()
+    collector, _ = make_tracing(collector_spans)
+    worker, _ = make_tracing(worker_spans)
+    group_headers = [h for i in range(3) for h in collector_request(collector, f"s{i}", 2)]
+    with worker.process_batch([group_headers, []], c.TOPIC_BEACONS, partition=0):
+        pass
+    produces = by_name(collector_spans.get_finished_spans(), n.produce_span_name(c.TOPIC_BEACONS))
+    (stage1,) = by_name(worker_spans.get_finished_spans(), n.process_span_name(c.TOPIC_BEACONS))
+    assert [lk.context.span_id for lk in stage1.links] == [p.context.span_id for p in produces]
+    assert stage1.attributes[n.MESSAGING_BATCH_COUNT] == 2
+    assert stage1.attributes[n.ATTR_BATCH_SAMPLED] == 3
+
+
 def test_a_batch_without_sampled_messages_has_no_span() -> None:
     exporter = InMemorySpanExporter()
     tr, _ = make_tracing(exporter)

@@ -132,6 +132,26 @@ def extract_context(headers: Headers | None, context: Context | None = None) -> 
     return trace.set_span_in_context(NonRecordingSpan(ctx), base)
 
 
+def per_producer(headers: Headers) -> list[list[tuple[str, HeaderValue]]]:
+    """A message's headers split into one list per producing span.
+
+    A group-commit record (``collector/group_commit.py``) carries one
+    ``traceparent`` (and maybe a ``tracestate`` after it) per sampled beacon;
+    a plain message carries at most one. Each list starts at a ``traceparent``.
+
+    >>> per_producer([("traceparent", b"a"), ("tracestate", b"x=1"), ("traceparent", b"b")])
+    [[('traceparent', b'a'), ('tracestate', b'x=1')], [('traceparent', b'b')]]
+    """
+    if not isinstance(headers, list | tuple) and isinstance(headers, Mapping):
+        return [list(headers.items())]
+    chunks: list[list[tuple[str, HeaderValue]]] = []
+    for key, value in headers:
+        if key == HEADER_TRACEPARENT or not chunks:
+            chunks.append([])
+        chunks[-1].append((key, value))
+    return chunks
+
+
 def span_link_from_headers(headers: Headers | None) -> Link | None:
     """A span :class:`Link` to the producer of a message, for batch spans; ``None`` if absent."""
     ctx = span_context_from_headers(headers)

@@ -35,6 +35,7 @@ from slo.telemetry.propagation import (
     decode_span_contexts,
     extract_context,
     header_value,
+    per_producer,
     span_context_from_headers,
 )
 from slo.telemetry.request import RequestRecorder, RequestSpans
@@ -194,6 +195,8 @@ class Tracing:
     ) -> SpanCM:
         """One consumer span for a whole ``getmany`` batch, linked to each sampled message's producer.
 
+        A group-commit record links to each of its sampled beacons' producers.
+
         The cheap alternative to :meth:`process` where the per-message work is
         a few µs: a sampled span costs far more than that, so one span per
         batch (about one per sampled message at most, 128 links by the SDK's
@@ -206,15 +209,16 @@ class Tracing:
         if self.tracer is None:
             return NO_SPAN
         links, seen = [], 0
-        for h in headers:
+        for message in headers:
             seen += 1
-            if not h:
+            if not message:
                 continue
-            parent = header_value(h, n.HEADER_TRACEPARENT)
-            if parent is not None and _flags_sampled(parent):
-                ctx = span_context_from_headers(h)
-                if ctx is not None:
-                    links.append(Link(ctx))
+            for h in per_producer(message):  # a group-commit record: one per sampled beacon
+                parent = header_value(h, n.HEADER_TRACEPARENT)
+                if parent is not None and _flags_sampled(parent):
+                    ctx = span_context_from_headers(h)
+                    if ctx is not None:
+                        links.append(Link(ctx))
         if not links:
             return NO_SPAN
         attrs: dict[str, AttributeValue] = {

@@ -1,0 +1,184 @@
+"""Group commit: beacons for one Kafka partition that arrive together go out as one record.
+
+Use :class:`GroupCommit` inside an exporter that answers only after the
+broker's ack. Each :meth:`GroupCommit.add` returns a future for one beacon;
+beacons added for the same partition within ``linger_s`` (or until
+``max_beacons`` / ``max_bytes``) are handed to ``produce`` as one record, and
+its delivery report resolves every waiting future at once. A request still
+gets its 202 only after the record holding its beacon is acknowledged, but the
+per-message work (a produce call, a delivery report, a future resolved by the
+poll loop) is paid once per group instead of once per request.
+
+The partition is the one the Java client's default partitioner (and
+librdkafka's ``murmur2_random``) gives the beacon's ``session_id``, so every
+beacon of a session, grouped or not, lands on one partition and stage 1's
+dedup stays local to it.
+
+Record value (``docs/collector.md``, "Kafka records"): a group of one is the
+beacon's own v1 JSON object, byte for byte what the collector wrote before
+group commit; a group of several is a JSON array of those objects. Stage 1
+reads both (:func:`slo.beacon.decode_record_beacons`).
+
+>>> murmur2(b"21") - 2**32  # Kafka's Utils.murmur2("21".getBytes()) is -973932308
+-973932308
+>>> partition_for(b"21", 16)
+12
+>>> group_value([b'{"a":1}'])
+b'{"a":1}'
+>>> group_value([b'{"a":1}', b'{"b":2}'])
+b'[{"a":1},{"b":2}]'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+__all__ = ["GroupCommit", "group_value", "murmur2", "partition_for"]
+
+Headers = list[tuple[str, bytes]]
+# produce(partition, value, key, headers, waiters): hand one record to the producer;
+# it must resolve (or fail) every waiter once the record is acknowledged.
+Produce = Callable[[int, bytes, bytes, Headers | None, list["asyncio.Future[None]"]], None]
+
+_M = 0x5BD1E995
+_MASK = 0xFFFFFFFF
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's 32-bit murmur2 (``org.apache.kafka.common.utils.Utils.murmur2``), unsigned."""
+    length = len(data)
+    h = (0x9747B28C ^ length) & _MASK
+    whole = length // 4
+    for k in struct.unpack_from(f"<{whole}I", data):
+        k = (k * _M) & _MASK
+        k ^= k >> 24
+        k = (k * _M) & _MASK
+        h = ((h * _M) & _MASK) ^ k
+    tail = data[whole * 4:]
+    if len(tail) >= 3:
+        h ^= tail[2] << 16
+    if len(tail) >= 2:
+        h ^= tail[1] << 8
+    if tail:
+        h ^= tail[0]
+        h = (h * _M) & _MASK
+    h ^= h >> 13
+    h = (h * _M) & _MASK
+    h ^= h >> 15
+    return h
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition the default partitioner picks for ``key``: ``toPositive(murmur2) % n``."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def group_value(values: list[bytes]) -> bytes:
+    """One record value for encoded beacons: the object itself for one, a JSON array for several."""
+    if len(values) == 1:
+        return values[0]
+    return b"[" + b",".join(values) + b"]"
+
+
+@dataclass
+class _Group:
+    values: list[bytes] = field(default_factory=list)
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    headers: Headers = field(default_factory=list)
+    key: bytes = b""
+    size: int = 0
+    timer: asyncio.TimerHandle | None = None
+
+
+class GroupCommit:
+    """Open groups per partition, flushed on linger, count or size.
+
+    ``linger_s = 0`` flushes at the end of the current event-loop iteration:
+    only beacons whose requests were handled in the same iteration share a
+    record, and no request waits for a timer.
+    """
+
+    def __init__(
+        self,
+        produce: Produce,
+        *,
+        linger_s: float = 0.001,
+        max_beacons: int = 64,
+        max_bytes: int = 256 * 1024,
+    ) -> None:
+        if max_beacons < 1 or max_bytes < 1 or linger_s < 0:
+            raise ValueError("max_beacons and max_bytes must be >= 1 and linger_s >= 0")
+        self._produce = produce
+        self.linger_s = linger_s
+        self.max_beacons = max_beacons
+        self.max_bytes = max_bytes
+        self._open: dict[int, _Group] = {}
+
+    def add(self, partition: int, value: bytes, key: bytes, headers: Headers | None = None) -> asyncio.Future[None]:
+        """Queue one encoded beacon for ``partition``; the future resolves with its record's ack.
+
+        Never raises for the producer: when ``produce`` fails (e.g. its queue
+        is full), every waiter of that group gets the error on its future.
+        """
+        loop = asyncio.get_running_loop()
+        group = self._open.get(partition)
+        if group is not None and group.size + len(value) > self.max_bytes:
+            self.flush(partition)
+            group = None
+        if group is None:
+            group = self._open[partition] = _Group(key=key)
+            if self.linger_s > 0:
+                group.timer = loop.call_later(self.linger_s, self.flush, partition)
+            else:
+                group.timer = loop.call_soon(self.flush, partition)  # type: ignore[assignment]
+        waiter: asyncio.Future[None] = loop.create_future()
+        group.values.append(value)
+        group.waiters.append(waiter)
+        group.size += len(value)
+        if headers:
+            group.headers.extend(headers)
+        if len(group.values) >= self.max_beacons or group.size >= self.max_bytes:
+            self.flush(partition)
+        return waiter
+
+    def flush(self, partition: int) -> None:
+        """Hand ``partition``'s open group to ``produce`` now (no-op when none is open)."""
+        group = self._open.pop(partition, None)
+        if group is None:
+            return
+        if group.timer is not None:
+            group.timer.cancel()
+        try:
+            self._produce(partition, group_value(group.values), group.key, group.headers or None, group.waiters)
+        except BaseException as exc:
+            for waiter in group.waiters:
+                if not waiter.done():
+                    waiter.set_exception(exc)
+            # Mark the errors retrieved: a waiter whose caller went away must not
+            # log "exception was never retrieved"; awaiting callers still get it.
+            for waiter in group.waiters:
+                if not waiter.cancelled():
+                    waiter.exception()
+
+    def flush_all(self) -> None:
+        """Flush every open group (on shutdown)."""
+        for partition in list(self._open):
+            self.flush(partition)
+
+    def fail_all(self, exc: BaseException) -> None:
+        """Fail every open group's waiters without producing (the producer is gone)."""
+        groups, self._open = self._open, {}
+        for group in groups.values():
+            if group.timer is not None:
+                group.timer.cancel()
+            for waiter in group.waiters:
+                if not waiter.done():
+                    waiter.set_exception(exc)
+
+    @property
+    def open_beacons(self) -> int:
+        """Beacons queued in open groups (not yet handed to the producer)."""
+        return sum(len(g.values) for g in self._open.values())

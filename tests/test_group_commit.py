@@ -1,0 +1,132 @@
+"""Group commit without a broker: when groups close, what one record holds, who hears of a failure.
+
+The broker-side behaviour (placement, acks, a full queue, a fatal producer
+error) is in ``tests/test_collector_kafka.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+
+from collector.group_commit import GroupCommit, group_value, murmur2, partition_for
+
+
+@pytest.mark.parametrize(
+    ("key", "signed"),
+    [
+        pytest.param(b"21", -973932308, id="a two-byte key"),
+        pytest.param(b"foobar", -790332482, id="a six-byte key"),
+        pytest.param(b"a-little-bit-long-string", -985981536, id="a key of whole words"),
+        pytest.param(b"a-little-bit-longer-string", -1486304829, id="a key with a two-byte tail"),
+        pytest.param(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971, id="a long key"),
+        pytest.param(b"abc", 479470107, id="a three-byte tail only"),
+    ],
+)
+def test_murmur2_matches_the_kafka_java_client(key: bytes, signed: int) -> None:
+    """Vectors from Kafka's UtilsTest.testMurmur2 (Java ints, so signed)."""
+    assert murmur2(key) == signed & 0xFFFFFFFF
+    assert partition_for(key, 7) == (signed & 0x7FFFFFFF) % 7
+
+
+class Producer:
+    """Records what GroupCommit hands over; ``ack()`` plays the broker."""
+
+    def __init__(self, fail: BaseException | None = None) -> None:
+        self.records: list[tuple[int, bytes, bytes, Any]] = []
+        self.waiters: list[list[asyncio.Future[None]]] = []
+        self.fail = fail
+
+    def __call__(self, partition: int, value: bytes, key: bytes, headers: Any,
+                 waiters: list[asyncio.Future[None]]) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.records.append((partition, value, key, headers))
+        self.waiters.append(waiters)
+
+    def ack(self) -> None:
+        for waiters in self.waiters:
+            for w in waiters:
+                if not w.done():
+                    w.set_result(None)
+
+
+async def test_beacons_within_the_linger_share_one_record_answered_by_one_ack() -> None:
+    producer = Producer()
+    groups = GroupCommit(producer, linger_s=0.01)
+    futures = [groups.add(0, b'{"n":%d}' % i, b"s%d" % i) for i in range(3)]
+    assert producer.records == []  # still lingering
+    await asyncio.sleep(0.03)
+    assert producer.records == [(0, b'[{"n":0},{"n":1},{"n":2}]', b"s0", None)]
+    assert not any(f.done() for f in futures)  # 202 only after the ack
+    producer.ack()
+    await asyncio.gather(*futures)
+
+
+@pytest.mark.parametrize(
+    ("max_beacons", "max_bytes", "values", "records"),
+    [
+        pytest.param(2, 1024, [b"a", b"b", b"c"], [b"[a,b]"], id="the count closes a group at once"),
+        pytest.param(64, 4, [b"aa", b"bb", b"cc"], [b"[aa,bb]"], id="the size closes a group at once"),
+        pytest.param(64, 3, [b"aa", b"bb"], [b"aa"], id="a beacon that would overflow starts a new group"),
+        pytest.param(1, 1024, [b"a", b"b"], [b"a", b"b"], id="max_beacons 1 writes one beacon per record"),
+    ],
+)
+async def test_count_and_size_close_a_group_before_the_linger(max_beacons, max_bytes, values, records) -> None:
+    producer = Producer()
+    groups = GroupCommit(producer, linger_s=10.0, max_beacons=max_beacons, max_bytes=max_bytes)
+    for v in values:
+        groups.add(0, v, b"k")
+    assert [r[1] for r in producer.records] == records
+    groups.fail_all(RuntimeError("test over"))
+
+
+async def test_partitions_are_grouped_apart_and_headers_travel_with_their_group() -> None:
+    producer = Producer()
+    groups = GroupCommit(producer, linger_s=0)
+    groups.add(0, b"a", b"k0", [("traceparent", b"t1")])
+    groups.add(1, b"b", b"k1")
+    groups.add(0, b"c", b"k2", [("traceparent", b"t2")])
+    await asyncio.sleep(0)  # linger 0: the end of this loop iteration
+    assert sorted(producer.records) == [
+        (0, b"[a,c]", b"k0", [("traceparent", b"t1"), ("traceparent", b"t2")]),
+        (1, b"b", b"k1", None),
+    ]
+    producer.ack()
+
+
+async def test_a_failed_produce_fails_every_waiter_of_its_group_and_logs_nothing(
+        caplog: pytest.LogCaptureFixture) -> None:
+    class QueueFull(Exception):
+        pass
+
+    groups = GroupCommit(Producer(fail=QueueFull("full")), linger_s=0.005)
+    kept = groups.add(0, b"a", b"k")
+    abandoned = groups.add(0, b"b", b"k")
+    abandoned.cancel()  # its caller went away
+    await asyncio.sleep(0.02)
+    with pytest.raises(QueueFull):
+        await kept
+    del abandoned
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        import gc
+
+        gc.collect()
+    assert "exception was never retrieved" not in caplog.text
+
+
+def test_a_group_of_one_is_the_beacon_itself() -> None:
+    assert group_value([b'{"v":1}']) == b'{"v":1}'
+
+
+@pytest.mark.parametrize(("kwargs"), [
+    pytest.param({"max_beacons": 0}, id="max_beacons 0 is refused"),
+    pytest.param({"max_bytes": 0}, id="max_bytes 0 is refused"),
+    pytest.param({"linger_s": -1.0}, id="a negative linger is refused"),
+])
+def test_impossible_limits_are_refused(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        GroupCommit(Producer(), **kwargs)
