@@ -39,13 +39,28 @@ from slo import limits
 class Event(msgspec.Struct, array_like=True, frozen=True, gc=False):
     """One player event; ``t`` is the clock-corrected event time (unix seconds).
 
-    ``type`` is a ``conventions.EVENT_*``; ``exit_before_start`` feeds no SLI yet.
+    ``type`` is a ``conventions.EVENT_*``. For errors, ``error_class`` is a
+    ``conventions.ERROR_CLASS_*`` (the collector always writes it) and
+    ``fatal`` keeps meaning "counts against the SLO"; records written before
+    ``error_class`` existed have 4 elements and decode with ``""``, which
+    :meth:`resolved_class` reads from ``fatal`` as before.
+
+    >>> Event("error", 1.0, None, True).resolved_class
+    'fatal'
+    >>> decode_event(b'["error",1.0,null,false]').resolved_class
+    'warning'
     """
 
     type: str
     t: float
     value_ms: float | None = None
     fatal: bool = False
+    error_class: str = ""
+
+    @property
+    def resolved_class(self) -> str:
+        """The error class: ``error_class``, else ``fatal`` / ``warning`` from ``fatal``."""
+        return self.error_class or (c.ERROR_CLASS_FATAL if self.fatal else c.ERROR_CLASS_WARNING)
 
 
 class Beacon(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
@@ -64,11 +79,15 @@ class Beacon(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     sent_at: float
     events: list[Event]
     sdk: str = ""
+    # The spec's dimension value, mapped onto its allow-list by the collector
+    # ("" when the spec declares no dimension, and in records written before it).
+    dim: str = ""
 
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Beacon)
 _group_decoder = msgspec.json.Decoder(list[Beacon])
+_event_decoder = msgspec.json.Decoder(Event)
 
 
 def encode(beacon: Beacon) -> bytes:
@@ -79,6 +98,11 @@ def encode(beacon: Beacon) -> bytes:
 def decode(data: bytes) -> Beacon:
     """Parse trusted bytes (tests, the embedded engine); raises ``msgspec`` errors on bad input."""
     return _decoder.decode(data)
+
+
+def decode_event(data: bytes) -> Event:
+    """Parse one encoded event (a JSON array); raises ``msgspec`` errors on bad input."""
+    return _event_decoder.decode(data)
 
 
 class Rejected(Exception):

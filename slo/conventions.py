@@ -34,6 +34,14 @@ LABEL_PARTITION: Final = "partition"
 LABEL_EXPORTER: Final = "exporter"
 LABEL_LE: Final = "le"
 LABEL_STAGE: Final = "stage"  # stream self-metrics: "1" or "2"
+# Label names a spec's extra dimension (slo.model.Dimension) may not take: ours
+# above, and those Prometheus and Alertmanager attach themselves.
+RESERVED_LABELS: Final = frozenset({
+    LABEL_REGION, LABEL_SLI, LABEL_KIND, LABEL_QUANTILE, LABEL_WINDOW, LABEL_SLO,
+    LABEL_TIER, LABEL_SEVERITY, LABEL_TRIGGER, LABEL_OUTCOME, LABEL_REASON,
+    LABEL_PARTITION, LABEL_EXPORTER, LABEL_LE, LABEL_STAGE,
+    "job", "instance", "alertname",
+})
 
 # --- Label values -------------------------------------------------------------
 KIND_RUM: Final = "rum"
@@ -43,17 +51,41 @@ REGION_OTHER: Final = "other"
 
 SLI_TTFF: Final = "ttff"
 SLI_INTERACTION: Final = "interaction_rtt"
+SLI_LIVE_LATENCY: Final = "live_latency"
 SLI_ERRORS: Final = "errors"
-SLIS: Final = (SLI_TTFF, SLI_INTERACTION, SLI_ERRORS)
+SLI_EXITS_BEFORE_START: Final = "exits_before_start"
+SLI_REBUFFERING: Final = "rebuffering"
+# SLIs by kind (slo.model.sli_kind): a latency SLI is judged on a quantile of
+# its values, a ratio SLI on bad / total events (errors / attempts, exits /
+# attempts), a time ratio on bad / total seconds (stall / (stall + played)).
+LATENCY_SLIS: Final = (SLI_TTFF, SLI_INTERACTION, SLI_LIVE_LATENCY)
+RATIO_SLIS: Final = (SLI_ERRORS, SLI_EXITS_BEFORE_START)
+TIME_RATIO_SLIS: Final = (SLI_REBUFFERING,)
+SLIS: Final = (*LATENCY_SLIS, *RATIO_SLIS, *TIME_RATIO_SLIS)
+SLI_KIND_LATENCY: Final = "latency"
+SLI_KIND_RATIO: Final = "ratio"
+SLI_KIND_TIME_RATIO: Final = "time_ratio"
 
 # Beacon event types: first_frame feeds ttff, interaction feeds interaction_rtt,
-# first_frame + fatal error are the playback attempts of the errors SLI.
+# live_latency feeds live_latency; a play attempt ends in a first_frame, a fatal
+# error or an exit_before_start (the attempts of the errors and
+# exits_before_start SLIs); stall and playing feed rebuffering.
 EVENT_FIRST_FRAME: Final = "first_frame"
 EVENT_INTERACTION: Final = "interaction"
 EVENT_ERROR: Final = "error"
-# A play attempt abandoned before its first frame (value_ms = how long the viewer
-# waited): counted by stage 1 with the events it ignores, never an error.
+# A play attempt abandoned before its first frame (value_ms = how long the viewer waited).
 EVENT_EXIT_BEFORE_START: Final = "exit_before_start"
+EVENT_STALL: Final = "stall"  # value_ms = one rebuffering episode, sent when it ends
+EVENT_PLAYING: Final = "playing"  # value_ms = time played since the previous heartbeat
+EVENT_LIVE_LATENCY: Final = "live_latency"  # value_ms = distance behind the live edge
+
+# Classes of an `error` event: fatal counts against the SLO (an attempt and an
+# error), warning is counted apart and is no SLO error, business (geo-block,
+# entitlement, concurrency limit) is neither an attempt nor an error.
+ERROR_CLASS_FATAL: Final = "fatal"
+ERROR_CLASS_WARNING: Final = "warning"
+ERROR_CLASS_BUSINESS: Final = "business"
+ERROR_CLASSES: Final = (ERROR_CLASS_FATAL, ERROR_CLASS_WARNING, ERROR_CLASS_BUSINESS)
 
 # Quantiles exported by the in-stream sketches.
 EXPORTED_QUANTILES: Final = (0.5, 0.9, 0.95, 0.99)
@@ -67,8 +99,20 @@ METRIC_LATENCY_BUCKET: Final = "streamslo_latency_seconds_bucket"
 METRIC_LATENCY_COUNT: Final = "streamslo_latency_seconds_count"
 METRIC_LATENCY_SUM: Final = "streamslo_latency_seconds_sum"
 METRIC_LATENCY_QUANTILE: Final = "streamslo_latency_quantile_seconds"
+# Playback outcomes, labels {region, kind} plus the spec's dimension label when
+# the SLI opts in. Attempts = first frames + fatal errors + exits before start.
 METRIC_ATTEMPTS: Final = "streamslo_playback_attempts_total"
 METRIC_ERRORS: Final = "streamslo_playback_errors_total"
+METRIC_EXITS_BEFORE_START: Final = "streamslo_playback_exits_before_start_total"
+METRIC_WARNINGS: Final = "streamslo_playback_warnings_total"
+METRIC_BUSINESS_ERRORS: Final = "streamslo_playback_business_errors_total"
+# Rebuffering: sum of stall durations, sum of playing heartbeats, count of stalls.
+METRIC_REBUFFER_SECONDS: Final = "streamslo_rebuffer_seconds_total"
+METRIC_PLAYED_SECONDS: Final = "streamslo_played_seconds_total"
+METRIC_REBUFFER_EVENTS: Final = "streamslo_rebuffer_events_total"
+# Gauge {region, slo, window}: bad / total of every ratio and time_ratio SLO over
+# each quantile window and the period; absent while total is 0.
+METRIC_SLI_RATIO: Final = "streamslo_sli_ratio"
 METRIC_BURN_RATE: Final = "streamslo_burn_rate"
 METRIC_BUDGET_REMAINING: Final = "streamslo_error_budget_remaining_ratio"
 METRIC_TRIGGER_ACTIVE: Final = "streamslo_trigger_condition"

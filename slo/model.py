@@ -8,14 +8,19 @@ these dataclasses and repeats none.
 
 Vocabulary:
 
-- an **SLI** is a measured stream per region: ``ttff``, ``interaction_rtt``
-  (latencies) or ``errors`` (fatal errors / playback attempts);
+- an **SLI** is a measured stream per region, of one kind (:func:`sli_kind`):
+  a latency (``ttff``, ``interaction_rtt``, ``live_latency``), a ratio of
+  events (``errors``: fatal errors / playback attempts; ``exits_before_start``:
+  exits before the first frame / playback attempts) or a ratio of time
+  (``rebuffering``: stall seconds / (stall + played seconds));
 - an **SLO** is one objective on one SLI, e.g. ``ttff-p95``: "95 % of first
   frames within 200 ms"; its **budget** is the allowed bad fraction (5 %);
 - a **tier** is one multiwindow burn-rate alert (long window, short window,
   burn factor, severity), applied to every SLO;
 - a **trigger** is an operational signal on the live quantiles ("p95 above
-  200 ms for 2 minutes: scale out").
+  200 ms for 2 minutes: scale out");
+- the optional **dimension** is one extra label (``cdn``, ``platform``) with an
+  allow-list, kept on the series of the SLIs that opt in.
 """
 
 from __future__ import annotations
@@ -28,6 +33,21 @@ from slo import conventions as c
 # cannot exceed 1). Such tiers are adapted to this fraction of the maximum
 # possible burn rate, and the adaptation is reported.
 ADAPTED_FACTOR_HEADROOM = 0.9
+
+
+def sli_kind(sli: str) -> str:
+    """The kind of ``sli``: ``conventions.SLI_KIND_LATENCY``, ``_RATIO`` or ``_TIME_RATIO``.
+
+    >>> sli_kind("rebuffering"), sli_kind("errors"), sli_kind("live_latency")
+    ('time_ratio', 'ratio', 'latency')
+    """
+    if sli in c.LATENCY_SLIS:
+        return c.SLI_KIND_LATENCY
+    if sli in c.RATIO_SLIS:
+        return c.SLI_KIND_RATIO
+    if sli in c.TIME_RATIO_SLIS:
+        return c.SLI_KIND_TIME_RATIO
+    raise ValueError(f"unknown SLI {sli!r}")
 
 
 @dataclass(frozen=True)
@@ -65,10 +85,24 @@ class SLO:
     quantile: float | None = None
     threshold_s: float | None = None
     description: str = ""
+    # "" = each tier alerts with its own severity; "ticket" = every alert of
+    # this SLO is a ticket, never a page (a signal worth watching, not waking for).
+    max_severity: str = ""
 
     @property
     def is_latency(self) -> bool:
         return self.threshold_s is not None
+
+    @property
+    def kind(self) -> str:
+        """The kind of this SLO's SLI (:func:`sli_kind`)."""
+        return sli_kind(self.sli)
+
+    def severity_of(self, tier: Tier) -> str:
+        """The severity of ``tier``'s alert for this SLO, capped by ``max_severity``."""
+        if self.max_severity == c.SEVERITY_TICKET:
+            return c.SEVERITY_TICKET
+        return tier.severity
 
     @property
     def objective(self) -> float:
@@ -83,7 +117,7 @@ class SLO:
 
 @dataclass(frozen=True)
 class Condition:
-    """One clause of a trigger: a live quantile or the error ratio above a limit."""
+    """One clause of a trigger: a live quantile of a latency SLI, or a ratio SLI's ratio, above a limit."""
 
     sli: str
     quantile: float | None = None
@@ -154,6 +188,33 @@ class Trigger:
         return tuple(t for t in self.targets if t.kind == kind)
 
 
+# A dimension multiplies the series of every SLI that opts in by its values
+# (+ other): 16 keeps regions x values x SLIs within the stage-2 memory budget.
+MAX_DIMENSION_VALUES = 16
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One optional extra label, e.g. ``cdn``, carried by beacons and kept on the opted-in SLIs.
+
+    Reported values outside ``values`` become ``other`` (as regions do), so
+    every opted-in SLI has at most regions x (values + 1) series per kind.
+    """
+
+    name: str
+    values: tuple[str, ...]
+    slis: tuple[str, ...]
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Every value the label can take: the allow-list plus ``other``."""
+        return (*self.values, c.REGION_OTHER)
+
+    def map(self, value: str | None) -> str:
+        """The label value for a reported ``value``: itself if allow-listed, else ``other``."""
+        return value if value is not None and value in self.values else c.REGION_OTHER
+
+
 @dataclass(frozen=True)
 class Spec:
     """A validated SLO spec."""
@@ -173,6 +234,7 @@ class Spec:
     extra_histogram_buckets_s: tuple[float, ...] = field(
         default=(0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
     )
+    dimension: Dimension | None = None
 
     @property
     def region_labels(self) -> tuple[str, ...]:
@@ -182,6 +244,10 @@ class Spec:
     @property
     def latency_slis(self) -> tuple[str, ...]:
         return tuple(sorted({s.sli for s in self.slos if s.is_latency}))
+
+    def splits(self, sli: str) -> bool:
+        """True when ``sli``'s series carry the dimension label (it opted in)."""
+        return self.dimension is not None and sli in self.dimension.slis
 
     @property
     def thresholds_s(self) -> tuple[float, ...]:

@@ -26,13 +26,16 @@ import yaml
 from slo import conventions as c
 from slo import spec_fields as fields
 from slo.model import (
+    MAX_DIMENSION_VALUES,
     SLO,
     TARGET_HPA,
     Condition,
+    Dimension,
     Spec,
     Target,
     Tier,
     Trigger,
+    sli_kind,
 )
 from slo.validation import Problem, check_model
 
@@ -197,7 +200,10 @@ def _default(model: type, attr: str) -> Any:
 
 # --- sections ------------------------------------------------------------------
 
-_TOP = {"apiVersion", "name", "period", "regions", "evaluate_kind", "stream", "alerting", "slos", "triggers"}
+_TOP = {
+    "apiVersion", "name", "period", "regions", "evaluate_kind", "stream", "alerting", "slos",
+    "triggers", "dimension",
+}
 
 
 def _read_spec(r: _Reader, raw: Any, source: str) -> Spec:
@@ -228,7 +234,43 @@ def _read_spec(r: _Reader, raw: Any, source: str) -> Spec:
         pane_s=r.optional(stream, "pane", "stream", fields.positive_duration, _default(Spec, "pane_s")),
         allowed_lateness_s=r.optional(stream, "allowed_lateness", "stream", fields.duration, _default(Spec, "allowed_lateness_s")),
         source=source,
+        dimension=_read_dimension(r, top["dimension"]) if "dimension" in top else None,
     )
+
+
+def _read_dimension(r: _Reader, raw: Any) -> Dimension:
+    """The ``dimension:`` block: a label name, its allow-list and the SLIs that opt in."""
+    path = "dimension"
+    data = r.mapping(raw, path)
+    r.unknown(data, {"name", "values", "slis"}, path)
+    values = _read_unique(r, data, "values", fields.dimension_value)
+    if "values" in data and not 1 <= len(r.items(data["values"], f"{path}.values")) <= MAX_DIMENSION_VALUES:
+        r.fail(f"{path}.values", f"must list 1..{MAX_DIMENSION_VALUES} values")
+    slis = _read_unique(r, data, "slis", fields.sli)
+    if "slis" in data and not r.items(data["slis"], f"{path}.slis"):
+        r.fail(f"{path}.slis", "must list at least one SLI")
+    return Dimension(name=r.required(data, "name", path, fields.label_name, ""), values=values, slis=slis)
+
+
+def _read_unique(r: _Reader, data: dict[str, Any], key: str, convert: Callable[[Any], str]) -> tuple[str, ...]:
+    """``dimension.<key>``: a required list of distinct items, each through ``convert``."""
+    path = f"dimension.{key}"
+    if key not in data:
+        r.fail(path, "is required")
+        return ()
+    items: list[str] = []
+    raw = data[key]
+    for i, item in enumerate(raw if isinstance(raw, list) else []):
+        try:
+            value = convert(item)
+        except (TypeError, ValueError) as exc:
+            r.fail(f"{path}[{i}]", str(exc))
+            continue
+        if value in items:
+            r.fail(f"{path}[{i}]", f"duplicate {value!r}")
+        else:
+            items.append(value)
+    return tuple(items)
 
 
 def _read_quantile_windows(r: _Reader, stream: dict[str, Any]) -> tuple[float, ...]:
@@ -278,13 +320,11 @@ def _read_slo(r: _Reader, raw: Any, path: str) -> list[SLO]:
     for j, item in enumerate(r.items(data.get("objectives"), f"{path}.objectives")):
         where = f"{path}.objectives[{j}]"
         obj = r.mapping(item, where)
-        if sli == c.SLI_ERRORS:
-            r.unknown(obj, {"name", "max_ratio"}, where)
-            budget = r.required(obj, "max_ratio", where, fields.ratio, 0.5)
-            name = r.optional(obj, "name", where, fields.name, sli)
-            slos.append(SLO(name=name, sli=sli, budget=budget, description=description))
-        elif sli:
-            r.unknown(obj, {"name", "quantile", "threshold_ms"}, where)
+        if not sli:
+            continue
+        max_severity = r.optional(obj, "max_severity", where, fields.max_severity, _default(SLO, "max_severity"))
+        if sli_kind(sli) == c.SLI_KIND_LATENCY:
+            r.unknown(obj, {"name", "quantile", "threshold_ms", "max_severity"}, where)
             quantile = r.required(obj, "quantile", where, fields.ratio, 0.5)
             threshold_ms = r.required(obj, "threshold_ms", where, fields.positive, 1.0)
             default_name = f"{sli}-p{quantile * 100:g}".replace(".", "_")
@@ -296,7 +336,15 @@ def _read_slo(r: _Reader, raw: Any, path: str) -> list[SLO]:
                     quantile=quantile,
                     threshold_s=threshold_ms / 1000.0,
                     description=description,
+                    max_severity=max_severity,
                 )
+            )
+        else:  # a ratio or time ratio: bad / total at most max_ratio
+            r.unknown(obj, {"name", "max_ratio", "max_severity"}, where)
+            budget = r.required(obj, "max_ratio", where, fields.ratio, 0.5)
+            name = r.optional(obj, "name", where, fields.name, sli)
+            slos.append(
+                SLO(name=name, sli=sli, budget=budget, description=description, max_severity=max_severity)
             )
     return slos
 
@@ -310,7 +358,9 @@ def _read_trigger(r: _Reader, raw: Any, path: str) -> Trigger:
         cond = r.mapping(item, where)
         r.unknown(cond, {"sli", "quantile", "above_ms", "above_ratio"}, where)
         sli = r.required(cond, "sli", where, fields.sli, "")
-        if sli == c.SLI_ERRORS:
+        if not sli:
+            continue
+        if sli_kind(sli) != c.SLI_KIND_LATENCY:  # ratio and time ratio SLIs
             conditions.append(Condition(sli=sli, above_ratio=r.required(cond, "above_ratio", where, fields.ratio, 0.5)))
         else:
             quantile = r.required(cond, "quantile", where, fields.ratio, 0.5)

@@ -15,11 +15,13 @@ import re
 from typing import Any
 
 from slo import conventions as c
+from slo import limits
 from slo.durations import parse_duration
 from slo.model import NO_DATA_POLICIES, TARGET_KINDS
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 _ALERT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _ANCHOR = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _K8S_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _FQDN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
@@ -87,6 +89,32 @@ def sli(value: Any) -> str:
     if value not in c.SLIS:
         raise ValueError(f"must be one of {', '.join(c.SLIS)}")
     return str(value)
+
+
+def max_severity(value: Any) -> str:
+    """``ticket`` caps every alert of the SLO; ``page`` is no cap (stored as ``""``)."""
+    return "" if severity(value) == c.SEVERITY_PAGE else c.SEVERITY_TICKET
+
+
+def label_name(value: Any) -> str:
+    """A Prometheus label name that streamslo does not use itself.
+
+    >>> label_name("cdn")
+    'cdn'
+    """
+    if not isinstance(value, str) or not _LABEL.match(value) or value.startswith("__"):
+        raise ValueError("must be a Prometheus label name (a-z, A-Z, 0-9, _; not starting with __)")
+    if value in c.RESERVED_LABELS:
+        raise ValueError(f"{value!r} is a label streamslo or Prometheus already uses")
+    return value
+
+
+def dimension_value(value: Any) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= limits.MAX_LABEL or not value.isprintable():
+        raise ValueError(f"must be a printable string of 1..{limits.MAX_LABEL} characters")
+    if value == c.REGION_OTHER:
+        raise ValueError(f"must not be {c.REGION_OTHER!r}: it is the catch-all")
+    return value
 
 
 def no_data(value: Any) -> str:

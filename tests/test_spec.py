@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
+from slo import conventions as c
 from slo.durations import format_duration, parse_duration
-from slo.model import Spec
+from slo.model import Condition, Dimension, Spec
 from slo.spec import DEFAULT_SPEC_PATH, SpecError, load_spec, parse_spec
 from slo.validation import Severity
 from streamslo.cli import main as cli_main
@@ -187,7 +188,7 @@ INVALID = [
     ("slos.1.objectives.0.threshold_ms", 0, "slos[1].objectives[0].threshold_ms", "must be > 0"),
     ("slos.1.objectives.0.threshold_ms", "fast", "slos[1].objectives[0].threshold_ms", "must be a number"),
     ("slos.0.objectives.2.quantile", 1.5, "slos[0].objectives[2].quantile", "between 0 and 1"),
-    ("slos.0.sli", "rebuffering", "slos[0].sli", "must be one of"),
+    ("slos.0.sli", "bitrate", "slos[0].sli", "must be one of"),
     ("slos.2.objectives.0.max_ratio", 2, "slos[2].objectives[0].max_ratio", "between 0 and 1"),
     ("slos.0.objectives.0.treshold_ms", 150, "slos[0].objectives[0].treshold_ms", "unknown field"),
     ("slos.1.sli", "ttff", "slos[3]", "duplicate SLO name 'ttff-p90'"),
@@ -228,6 +229,108 @@ def test_an_invalid_field_is_reported_with_its_path(field: str, value: Any, path
     assert any(p.startswith(f"error: {path}: ") and message in p for p in problems), problems
 
 
+QOE_SLOS = [
+    {"sli": "live_latency", "objectives": [{"quantile": 0.95, "threshold_ms": 5000}]},
+    {"sli": "exits_before_start", "objectives": [{"max_ratio": 0.02, "max_severity": "ticket"}]},
+    {"sli": "rebuffering", "objectives": [{"max_ratio": 0.005}]},
+]
+QOE_DIMENSION = {"name": "cdn", "values": ["akamai", "fastly", "cloudfront"], "slis": ["ttff", "rebuffering"]}
+
+
+def qoe_spec() -> dict[str, Any]:
+    """The default spec's first three SLOs, the three issue-16 SLOs (slos[3..5]) and a dimension."""
+    doc = good_spec()
+    doc["slos"] = doc["slos"][:3] + copy.deepcopy(QOE_SLOS)
+    doc["dimension"] = copy.deepcopy(QOE_DIMENSION)
+    doc["triggers"][1]["any"].append({"sli": "rebuffering", "above_ratio": 0.02})
+    return doc
+
+
+QOE_READS = [
+    pytest.param(lambda s: s.slo("live_latency-p95").threshold_s, 5.0, id="a live_latency objective is a latency SLO named by its quantile"),
+    pytest.param(lambda s: s.slo("live_latency-p95").kind, "latency", id="live_latency is of kind latency"),
+    pytest.param(lambda s: (s.slo("rebuffering").kind, s.slo("rebuffering").budget), ("time_ratio", 0.005),
+                 id="a rebuffering objective is a time ratio SLO named after its SLI"),
+    pytest.param(lambda s: (s.slo("exits_before_start").kind, s.slo("exits_before_start").budget), ("ratio", 0.02),
+                 id="an exits_before_start objective is a ratio SLO named after its SLI"),
+    pytest.param(lambda s: s.slo("exits_before_start").max_severity, "ticket", id="max_severity ticket is kept"),
+    pytest.param(lambda s: s.slo("exits_before_start").severity_of(s.tiers[0]), "ticket",
+                 id="max_severity ticket turns a page tier into a ticket"),
+    pytest.param(lambda s: s.slo("rebuffering").max_severity, "", id="an absent max_severity is no cap"),
+    pytest.param(lambda s: s.slo("rebuffering").severity_of(s.tiers[0]), "page", id="without a cap a page tier pages"),
+    pytest.param(lambda s: s.dimension, Dimension("cdn", ("akamai", "fastly", "cloudfront"), ("ttff", "rebuffering")),
+                 id="the dimension block is read in spec order"),
+    pytest.param(lambda s: (s.splits("ttff"), s.splits("errors")), (True, False), id="only the listed SLIs split by the dimension"),
+    pytest.param(lambda s: s.dimension.map("fastly") + "/" + s.dimension.map("edgio"), "fastly/other",
+                 id="a value outside the allow-list maps to other"),
+    pytest.param(lambda s: s.triggers[1].conditions[-1], Condition(sli="rebuffering", above_ratio=0.02),
+                 id="a trigger may hold above_ratio on a time ratio SLI"),
+]
+
+
+@pytest.mark.parametrize(("read", "expected"), QOE_READS)
+def test_the_qoe_slis_and_the_dimension_are_read_into_the_model(read: Callable[[Spec], Any], expected: Any) -> None:
+    spec, _ = parse_spec(qoe_spec())
+    assert read(spec) == expected
+
+
+def test_a_spec_without_dimension_splits_nothing() -> None:
+    spec, _ = load_spec()
+    assert spec.dimension is None and not any(spec.splits(sli) for sli in c.SLIS)
+
+
+def test_max_severity_page_is_the_same_as_no_cap() -> None:
+    doc = _set(qoe_spec(), "slos.5.objectives.0.max_severity", "page")
+    spec, _ = parse_spec(doc)
+    assert spec.slo("rebuffering").max_severity == ""
+
+
+QOE_INVALID = [
+    pytest.param("slos.5.objectives.0", {"quantile": 0.95, "threshold_ms": 100}, "slos[5].objectives[0].max_ratio",
+                 "is required", id="a time ratio objective needs max_ratio"),
+    pytest.param("slos.5.objectives.0.quantile", 0.95, "slos[5].objectives[0].quantile", "unknown field",
+                 id="a time ratio objective has no quantile"),
+    pytest.param("slos.3.objectives.0.max_ratio", 0.1, "slos[3].objectives[0].max_ratio", "unknown field",
+                 id="a live_latency objective has no max_ratio"),
+    pytest.param("slos.4.objectives.0.max_severity", "sms", "slos[4].objectives[0].max_severity", "'page' or 'ticket'",
+                 id="max_severity must be page or ticket"),
+    pytest.param("triggers.1.any.3", {"sli": "rebuffering", "above_ms": 10}, "triggers[1].any[3].above_ratio",
+                 "is required", id="a condition on a time ratio SLI needs above_ratio"),
+    pytest.param("dimension", "cdn", "dimension", "must be a mapping", id="dimension must be a mapping"),
+    pytest.param("dimension.name", ..., "dimension.name", "is required", id="dimension.name is required"),
+    pytest.param("dimension.name", "region", "dimension.name", "already uses", id="dimension.name cannot be region"),
+    pytest.param("dimension.name", "le", "dimension.name", "already uses", id="dimension.name cannot be le"),
+    pytest.param("dimension.name", "cdn-name", "dimension.name", "Prometheus label name",
+                 id="dimension.name must be a label name"),
+    pytest.param("dimension.name", "__cdn", "dimension.name", "not starting with __",
+                 id="dimension.name cannot be a reserved double-underscore name"),
+    pytest.param("dimension.values", ..., "dimension.values", "is required", id="dimension.values is required"),
+    pytest.param("dimension.values", "akamai", "dimension.values", "must be a list", id="dimension.values must be a list"),
+    pytest.param("dimension.values", [], "dimension.values", "1..16 values", id="dimension.values cannot be empty"),
+    pytest.param("dimension.values", [f"cdn{i}" for i in range(17)], "dimension.values", "1..16 values",
+                 id="dimension.values holds at most 16 values"),
+    pytest.param("dimension.values.1", "other", "dimension.values[1]", "catch-all", id="other is not a dimension value"),
+    pytest.param("dimension.values.1", "x" * 65, "dimension.values[1]", "1..64 characters",
+                 id="a dimension value is at most 64 characters"),
+    pytest.param("dimension.values.1", 7, "dimension.values[1]", "printable string", id="a dimension value is a string"),
+    pytest.param("dimension.values.1", "akamai", "dimension.values[1]", "duplicate 'akamai'",
+                 id="dimension values are distinct"),
+    pytest.param("dimension.slis", ..., "dimension.slis", "is required", id="dimension.slis is required"),
+    pytest.param("dimension.slis", [], "dimension.slis", "at least one SLI", id="dimension.slis cannot be empty"),
+    pytest.param("dimension.slis.1", "bitrate", "dimension.slis[1]", "must be one of", id="dimension.slis names known SLIs"),
+    pytest.param("dimension.label", "cdn", "dimension.label", "unknown field", id="dimension has no other fields"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "path", "message"), QOE_INVALID)
+def test_an_invalid_qoe_field_is_reported_with_its_path(field: str, value: Any, path: str, message: str) -> None:
+    doc = _set(qoe_spec(), field, value)
+    with pytest.raises(SpecError) as excinfo:
+        parse_spec(doc)
+    problems = [str(p) for p in excinfo.value.problems]
+    assert any(p.startswith(f"error: {path}: ") and message in p for p in problems), problems
+
+
 def test_every_problem_is_reported_not_just_the_first() -> None:
     doc = _set(good_spec(), "period", "forever")
     _set(doc, "slos.0.objectives.1.threshold_ms", -1)
@@ -244,21 +347,22 @@ def test_a_document_that_is_not_a_mapping_is_an_error() -> None:
 
 
 FILES = [
-    ("good-minimal.yaml", 0, "ok"),
-    ("good-short-windows.yaml", 0, "ok"),
-    ("bad-thresholds.yaml", 1, "slos[0].objectives[0].threshold_ms: must be > 0"),
+    (FIXTURES / "good-minimal.yaml", 0, "ok"),
+    (FIXTURES / "good-short-windows.yaml", 0, "ok"),
+    (FIXTURES / "bad-thresholds.yaml", 1, "slos[0].objectives[0].threshold_ms: must be > 0"),
+    (Path(__file__).parent / "specs" / "qoe.yaml", 0, "ok (5 SLOs"),
 ]
 
 
 @pytest.mark.parametrize(
-    ("name", "code", "expected"),
+    ("path", "code", "expected"),
     FILES,
-    ids=[f"validate {n} exits {c}" for n, c, _ in FILES],
+    ids=[f"validate {p.name} exits {c}" for p, c, _ in FILES],
 )
 def test_validate_command_exit_code_and_output(
-    name: str, code: int, expected: str, capsys: pytest.CaptureFixture[str]
+    path: Path, code: int, expected: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli_main(["validate", "--spec", str(FIXTURES / name)]) == code
+    assert cli_main(["validate", "--spec", str(path)]) == code
     out = capsys.readouterr()
     assert expected in out.out + out.err
 
