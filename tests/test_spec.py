@@ -49,6 +49,10 @@ def test_the_default_spec_encodes_the_platform_targets() -> None:
         assert latency[(sli, 0.95)] == 0.200
         assert latency[(sli, 0.99)] == 0.300
     assert spec.slo("errors").budget == 0.01
+    assert spec.slo("live_latency-p95").threshold_s == 5.0
+    assert (spec.slo("exits_before_start").budget, spec.slo("exits_before_start").max_severity) == (0.02, "ticket")
+    assert spec.slo("rebuffering").budget == 0.005
+    assert spec.dimension is None
     assert spec.period_s == 30 * 86400
     tiers = {t.name: (t.long_s, t.short_s, t.factor, t.severity) for t in spec.tiers}
     assert tiers == {
