@@ -9,6 +9,8 @@ build one directly in the embedded mode and tests, usually with
 >>> cfg.validate()
 >>> cfg.map_region("mars-1")
 'other'
+>>> cfg.map_dimension({"cdn": "fastly"})   # the spec declares no dimension
+''
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 from slo import conventions as c
 from slo import limits
-from slo.model import Spec
+from slo.model import Dimension, Spec
 
 ENV_KEYS = "STREAMSLO_INGEST_KEYS"
 MIN_KEY_LENGTH = 8
@@ -53,6 +55,8 @@ class CollectorConfig:
     burst_per_key: float = 40_000.0
     cors_origins: tuple[str, ...] = ()
     retry_after_s: int = 2
+    # The spec's extra dimension: which beacon `dimensions` key to keep, and its allow-list.
+    dimension: Dimension | None = None
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming every problem; return None when usable."""
@@ -81,6 +85,14 @@ class CollectorConfig:
         """The region label for a reported region: itself if allow-listed, else ``other``."""
         return region if region in self._region_set else c.REGION_OTHER
 
+    def map_dimension(self, dimensions: Mapping[str, str]) -> str:
+        """The dimension value of a beacon's ``dimensions``: ``""`` when the spec declares none,
+        the reported value if allow-listed, else ``other`` (also when absent); other keys are ignored.
+        """
+        if self.dimension is None:
+            return ""
+        return self.dimension.map(dimensions.get(self.dimension.name))
+
     @property
     def _region_set(self) -> frozenset[str]:
         # frozen dataclass: cache by hand on first use
@@ -99,9 +111,9 @@ class CollectorConfig:
         env: Mapping[str, str] | None = None,
         **overrides: Any,
     ) -> CollectorConfig:
-        """Regions from ``spec``, keys from ``keys_file`` plus ``$STREAMSLO_INGEST_KEYS``."""
+        """Regions and dimension from ``spec``, keys from ``keys_file`` plus ``$STREAMSLO_INGEST_KEYS``."""
         keys = load_keys(keys_file, os.environ if env is None else env)
-        return replace(cls(regions=tuple(spec.regions), keys=keys), **overrides)
+        return replace(cls(regions=tuple(spec.regions), keys=keys, dimension=spec.dimension), **overrides)
 
 
 def load_keys(keys_file: str | Path | None, env: Mapping[str, str]) -> frozenset[str]:

@@ -26,21 +26,47 @@ import msgspec
 from msgspec import Meta
 
 from slo import conventions as c
-from slo.limits import MAX_EVENTS, MAX_LABEL, MAX_SEQ, MAX_SESSION_ID, MAX_UNIX_S, MAX_VALUE_MS
+from slo.limits import (
+    MAX_DIMENSIONS,
+    MAX_EVENTS,
+    MAX_LABEL,
+    MAX_SEQ,
+    MAX_SESSION_ID,
+    MAX_UNIX_S,
+    MAX_VALUE_MS,
+)
 
 # The caps of the public contract (they appear in the OpenAPI schema) live in
 # slo/limits.py: stage 1 enforces them again on Kafka records.
 
-EventType = Literal["first_frame", "interaction", "error", "exit_before_start"]
-# Event types whose value_ms is the measurement itself.
-LATENCY_EVENT_TYPES = frozenset({c.EVENT_FIRST_FRAME, c.EVENT_INTERACTION})
+EventType = Literal[
+    "first_frame", "interaction", "error", "exit_before_start", "stall", "playing", "live_latency"
+]
+ErrorClass = Literal["fatal", "warning", "business"]
+# Event types whose value_ms is the measurement itself, so it is required.
+VALUE_EVENT_TYPES = frozenset({
+    c.EVENT_FIRST_FRAME, c.EVENT_INTERACTION, c.EVENT_STALL, c.EVENT_PLAYING, c.EVENT_LIVE_LATENCY,
+})
 
 UnixSeconds = Annotated[float, Meta(gt=0, le=MAX_UNIX_S, description="unix seconds, wall clock")]
 Label = Annotated[str, Meta(max_length=MAX_LABEL)]
+Dimensions = Annotated[
+    dict[Label, Label],
+    Meta(
+        max_length=MAX_DIMENSIONS,
+        description="extra dimensions such as {\"cdn\": \"fastly\"}; the collector keeps the "
+        "spec's one dimension (values outside its allow-list become \"other\") and ignores the rest",
+    ),
+]
 
 
-class WireEvent(msgspec.Struct, forbid_unknown_fields=True, rename={"type_": "type"}, gc=False):
+class WireEvent(
+    msgspec.Struct, forbid_unknown_fields=True, rename={"type_": "type", "class_": "class"}, gc=False
+):
     """One player event as sent by an SDK."""
+
+    # class and fatal are UNSET when absent, so collector/validation.py can tell
+    # a contradiction (class fatal with fatal false) from a default.
 
     type_: EventType
     ts: UnixSeconds
@@ -50,15 +76,28 @@ class WireEvent(msgspec.Struct, forbid_unknown_fields=True, rename={"type_": "ty
             Meta(
                 ge=0,
                 le=MAX_VALUE_MS,
-                description="duration on the client's monotonic clock; required for "
-                "first_frame and interaction",
+                description="milliseconds on the client's monotonic clock; required for "
+                "first_frame, interaction, stall (the episode), playing (played since the "
+                "previous playing event) and live_latency (behind the live edge)",
             ),
         ]
         | None
     ) = None
     name: Label | None = None
     code: Label | None = None
-    fatal: bool = False
+    class_: (
+        Annotated[
+            ErrorClass,
+            Meta(description="error events only: fatal counts against the SLO, warning is "
+                 "counted apart, business (geo-block, entitlement) is no attempt and no error"),
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+    fatal: (
+        Annotated[bool, Meta(description="v1's error class: true is fatal, false (the default) "
+                             "a warning; must agree with class when both are sent")]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
 
 
 class WireBeacon(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -76,6 +115,7 @@ class WireBeacon(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     region: Label = ""
     sdk: Label = ""
     kind: Literal["rum", "probe"] = c.KIND_RUM
+    dimensions: Dimensions = msgspec.field(default_factory=dict)
 
 
 class Accepted(msgspec.Struct):
@@ -93,8 +133,8 @@ class Refusal(msgspec.Struct):
     reason: str
 
 
-# gc=False (above): a decoded beacon holds only scalars, strings and a list, so it
-# can never be part of a reference cycle; untracked, its 21 structs per request
+# gc=False (above): a decoded beacon holds only scalars, strings, a list of events
+# and a dict of strings, so it can never be part of a reference cycle; untracked, its 21 structs per request
 # no longer count towards the garbage collector's next young-generation pass.
 BEACON_DECODER = msgspec.json.Decoder(WireBeacon)
 ENCODER = msgspec.json.Encoder()

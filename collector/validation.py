@@ -28,7 +28,7 @@ from typing import Any
 import msgspec
 
 from collector.config import CollectorConfig
-from collector.schema import BEACON_DECODER, LATENCY_EVENT_TYPES
+from collector.schema import BEACON_DECODER, VALUE_EVENT_TYPES, WireEvent
 from slo import conventions as c
 from slo.beacon import Beacon, Event
 from slo.limits import MAX_EVENTS
@@ -36,7 +36,9 @@ from slo.limits import MAX_EVENTS
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
 BODY = "body"  # the "field" named when the body as a whole is at fault
-_PATH = re.compile(r" - at `\$\.?(.*)`$")
+# "... - at `$.events[3].value_ms`", or "... - at `key` in `$.dimensions`" for a
+# dict key; a dict value's "[...]" is dropped (its key is no path segment).
+_PATH = re.compile(r" - at (?:`key` in )?`\$\.?(.*?)(?:\[\.\.\.\])?`$")
 _MISSING = re.compile(r"missing required field `([^`]+)`|unknown field `([^`]+)`")
 
 
@@ -137,10 +139,11 @@ def to_beacon(body: bytes, config: CollectorConfig, received_at: float) -> Beaco
     newest = received_at + config.max_future_s
     events: list[Event] = []
     for i, e in enumerate(wire.events):
-        if e.value_ms is None and e.type_ in LATENCY_EVENT_TYPES:
+        if e.value_ms is None and e.type_ in VALUE_EVENT_TYPES:
             raise Refused(
                 422, c.REASON_INVALID, f"events[{i}].value_ms", f"required for type {e.type_}", events=n
             )
+        error_class = _error_class(e, i, n)
         t = e.ts + skew
         if t < oldest:
             raise Refused(
@@ -154,7 +157,7 @@ def to_beacon(body: bytes, config: CollectorConfig, received_at: float) -> Beaco
                 f"event is {t - received_at:.0f} s in the future after clock correction "
                 f"(ts later than sent_at)", events=n,
             )
-        events.append(Event(e.type_, t, e.value_ms, e.fatal))
+        events.append(Event(e.type_, t, e.value_ms, error_class == c.ERROR_CLASS_FATAL, error_class))
     return Beacon(
         session_id=wire.session_id,
         seq=wire.seq,
@@ -164,4 +167,26 @@ def to_beacon(body: bytes, config: CollectorConfig, received_at: float) -> Beaco
         sent_at=wire.sent_at,
         events=events,
         sdk=wire.sdk,
+        dim=config.map_dimension(wire.dimensions),
     )
+
+
+def _error_class(e: WireEvent, i: int, n: int) -> str:
+    """The class of event ``i`` (``conventions.ERROR_CLASS_*``; ``""`` for non-errors), or :class:`Refused`.
+
+    ``class`` wins; without it ``fatal: true`` is fatal and ``fatal: false`` or
+    no ``fatal`` a warning (v1's meaning, kept). Both sent and disagreeing, or
+    ``class`` on another event type, is refused naming ``events[i].class``.
+    """
+    if e.type_ != c.EVENT_ERROR:
+        if isinstance(e.class_, str):
+            raise Refused(422, c.REASON_INVALID, f"events[{i}].class", "only error events have a class", events=n)
+        return ""
+    if not isinstance(e.class_, str):
+        return c.ERROR_CLASS_FATAL if e.fatal is True else c.ERROR_CLASS_WARNING
+    if isinstance(e.fatal, bool) and e.fatal != (e.class_ == c.ERROR_CLASS_FATAL):
+        raise Refused(
+            422, c.REASON_INVALID, f"events[{i}].class",
+            f"class {e.class_} contradicts fatal {str(e.fatal).lower()}", events=n,
+        )
+    return e.class_
