@@ -249,6 +249,10 @@ def _read_dimension(r: _Reader, raw: Any) -> Dimension:
     slis = _read_unique(r, data, "slis", fields.sli)
     if "slis" in data and not r.items(data["slis"], f"{path}.slis"):
         r.fail(f"{path}.slis", "must list at least one SLI")
+    if len({c.SLI_ERRORS, c.SLI_EXITS_BEFORE_START} & set(slis)) == 1:
+        # One attempts counter is the denominator of both: split for one SLI
+        # and not the other, its series would count every attempt twice.
+        r.fail(f"{path}.slis", f"{c.SLI_ERRORS} and {c.SLI_EXITS_BEFORE_START} share the attempts: list both or neither")
     return Dimension(name=r.required(data, "name", path, fields.label_name, ""), values=values, slis=slis)
 
 

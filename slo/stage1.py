@@ -4,8 +4,10 @@ Use :class:`Stage1` wherever beacons are read from an ordered input (a Kafka
 partition, or the embedded engine's in-process queue). Each input is a
 ``source`` (``"beacons/3"``) with increasing offsets. Beacons are added one by
 one; :meth:`Stage1.flush` emits one :class:`slo.partial.Partial` per (region,
-sli, kind, pane) for everything added from that source since its last flush,
-covering offsets ``lo < offset <= hi``.
+sli, kind, pane, dim) for everything added from that source since its last
+flush, covering offsets ``lo < offset <= hi``. Which event feeds which SLI,
+and how the spec's dimension splits the SLIs that opt in, is
+``slo/stage1_panes.py``.
 
 The content of a flush depends only on the input records between ``lo`` and
 ``hi`` (and, for duplicates, the ``dedup_records`` records before them), never
@@ -42,25 +44,15 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
-
-import numpy as np
 
 from slo import conventions as c
 from slo import limits
 from slo.beacon import Beacon
 from slo.model import Spec
 from slo.partial import Partial
-from slo.sketch import RELATIVE_ACCURACY, LogSketch
+from slo.stage1_panes import Meta, Panes
 
 DEFAULT_DEDUP_RECORDS = 100_000
-
-# Accumulator: one cell per (region, kind, pane index) holding the raw values
-# in milliseconds per latency SLI (Python lists: one numpy conversion per
-# flush, never per event) plus counts for the errors SLI and lateness.
-_CellKey = tuple[str, str, float]
-_TTFF, _INTER, _FF_NO_VALUE, _ERRORS, _LATE_TTFF, _LATE_INTER, _LATE_ERRORS = range(7)
-_LATENCY_SLOTS = ((c.SLI_TTFF, _TTFF, _LATE_TTFF), (c.SLI_INTERACTION, _INTER, _LATE_INTER))
 
 
 class _Dedup:
@@ -115,7 +107,7 @@ class _Source:
     lo: int
     hi: int
     dedup: _Dedup
-    acc: dict[_CellKey, list[Any]]
+    panes: Panes  # the events added since the last flush, per (region, kind, pane, dim)
     # (region, kind) -> [max event time, max received_at] in this cut: freshness is
     # per region, so one maximum per cut would give every region the newest one's.
     maxima: dict[tuple[str, str], list[float]] = field(default_factory=dict)
@@ -154,7 +146,7 @@ class Stage1Stats:
 
 
 class Stage1:
-    """Dedup beacons per source and accumulate per (region, sli, kind, pane); see module doc."""
+    """Dedup beacons per source and accumulate per (region, sli, kind, pane, dim); see module doc."""
 
     def __init__(
         self,
@@ -171,7 +163,6 @@ class Stage1:
         self.max_future_s = max_future_s
         self.pane_s = spec.pane_s
         self.lateness_s = spec.allowed_lateness_s
-        self.edges = np.asarray(spec.histogram_buckets_s, dtype=np.float64)
         self.regions = frozenset(spec.regions)
         self.dedup_records = dedup_records
         self.counters = Stage1Counters()
@@ -184,7 +175,7 @@ class Stage1:
 
         Forgets any unflushed data and the duplicate memory of that source.
         """
-        self._sources[source] = _Source(lo, lo, _Dedup(self.dedup_records), {})
+        self._sources[source] = _Source(lo, lo, _Dedup(self.dedup_records), Panes(self.spec))
 
     def drop(self, source: str) -> None:
         """Forget ``source`` (partition revoked): unflushed data is replayed by its next owner."""
@@ -249,73 +240,29 @@ class Stage1:
         region = beacon.region if beacon.region in self.regions else c.REGION_OTHER
         kind = beacon.kind
         received = beacon.received_at
-        pane_s = self.pane_s
-        # Lateness depends only on the record (received_at), so replays agree.
-        late_before = (received - self.lateness_s) // pane_s - 1
-        # The collector's event-time bounds, judged against the record, so replays agree.
-        newest = received + self.max_future_s
-        oldest = received - self.max_event_age_s
-        acc = s.acc
-        n_events = n_ignored = n_late = n_future = n_old = 0
         # One maxima lookup per beacon (region and kind are per beacon), not per event.
         maxima = s.maxima.get((region, kind))
-        max_t = maxima[0] if maxima is not None else 0.0
-        last_pane = None
-        cell: list[Any] = []
-        interaction, first_frame, error = c.EVENT_INTERACTION, c.EVENT_FIRST_FRAME, c.EVENT_ERROR
-        for ev in beacon.events:
-            etype = ev.type
-            t = ev.t
-            if t > newest:
-                n_future += 1
-                continue
-            if not t >= oldest:  # NaN lands here too
-                n_old += 1
-                continue
-            pane = t // pane_s
-            if pane != last_pane:
-                # Events of one beacon mostly share a pane: one dict lookup per run.
-                last_pane = pane
-                cell = acc.get((region, kind, pane))  # type: ignore[assignment]  # None handled below
-                if cell is None:
-                    cell = acc[(region, kind, pane)] = [[], [], 0, 0, 0, 0, 0]
-            v = ev.value_ms
-            if etype == interaction:
-                if v is None or not v >= 0.0:
-                    n_ignored += 1
-                    continue
-                cell[_INTER].append(v)
-                late_slot = _LATE_INTER
-            elif etype == first_frame:
-                if v is None or not v >= 0.0:
-                    cell[_FF_NO_VALUE] += 1  # an attempt without a usable latency
-                    late_slot = _LATE_ERRORS
-                else:
-                    cell[_TTFF].append(v)
-                    late_slot = _LATE_TTFF
-            elif etype == error and ev.fatal:
-                cell[_ERRORS] += 1
-                late_slot = _LATE_ERRORS
-            else:
-                n_ignored += 1
-                continue
-            n_events += 1
-            if t > max_t:
-                max_t = t
-            if pane <= late_before:
-                cell[late_slot] += 1
-                n_late += 1
+        # Lateness and the collector's event-time bounds depend only on the
+        # record (received_at), so replays agree.
+        added = s.panes.add(
+            beacon, region,
+            late_before=(received - self.lateness_s) // self.pane_s - 1,
+            oldest=received - self.max_event_age_s,
+            newest=received + self.max_future_s,
+            max_t=maxima[0] if maxima is not None else 0.0,
+        )
+        max_t = added.max_t
         if maxima is None:
             s.maxima[(region, kind)] = [max_t, received]
         else:
             maxima[0] = max_t
             if received > maxima[1]:
                 maxima[1] = received
-        counters.events += n_events
-        counters.ignored_events += n_ignored
-        counters.late_events += n_late
-        if n_future or n_old:
-            self._count_dropped(n_future, n_old)
+        counters.events += added.events
+        counters.ignored_events += added.ignored
+        counters.late_events += added.late
+        if added.future or added.old:
+            self._count_dropped(added.future, added.old)
         return True
 
     def _count_dropped(self, n_future: int, n_old: int) -> None:
@@ -329,68 +276,23 @@ class Stage1:
     def flush(self, source: str, now: float | None = None) -> list[Partial]:
         """Partials for everything added from ``source`` since its last flush.
 
-        Sorted by (region, sli, kind, pane_start). Advances the source's ``lo``
+        Sorted by (region, kind, pane, dim), then SLI (:meth:`Panes.partials`). Advances the source's ``lo``
         to its ``hi``. ``now`` is accepted for symmetry with stage 2 but never
         affects the content (replays must reproduce it exactly).
         """
         s = self._sources.get(source)
         if s is None:
             return []
-        out: list[Partial] = []
-        for region, kind, pane in sorted(s.acc):
-            out.extend(self._partials(source, s, region, kind, pane))
+        meta = {
+            key: Meta(source, s.lo, s.hi, max_event_time, max_received_at)
+            for key, (max_event_time, max_received_at) in s.maxima.items()
+        }
+        out = s.panes.partials(meta)
         s.lo = s.hi
-        s.acc = {}
+        s.panes = Panes(self.spec)
         # Per-cut maxima (not per-process), so a replayed cut carries the same values.
         s.maxima = {}
         self.counters.partials += len(out)
         self.counters.duplicates += s.dups
         s.dups = 0
         return out
-
-    def _partials(self, source: str, s: _Source, region: str, kind: str, pane: float) -> list[Partial]:
-        cell = s.acc[(region, kind, pane)]
-        start = pane * self.pane_s
-        max_event_time, max_received_at = s.maxima.get((region, kind), (0.0, 0.0))
-        meta = _Meta(source, s.lo, s.hi, max_event_time, max_received_at)
-        out: list[Partial] = []
-        for sli, slot, late_slot in _LATENCY_SLOTS:
-            if cell[slot]:
-                out.append(self._latency(meta, region, sli, kind, start, cell[slot], cell[late_slot]))
-        attempts = len(cell[_TTFF]) + cell[_FF_NO_VALUE] + cell[_ERRORS]
-        if attempts:
-            out.append(
-                Partial(
-                    region=region, sli=c.SLI_ERRORS, kind=kind, pane_start=start,
-                    pane_s=self.pane_s, source=source, lo=meta.lo, hi=meta.hi,
-                    attempts=attempts, errors=cell[_ERRORS], late=cell[_LATE_ERRORS],
-                    max_event_time=meta.max_event_time, max_received_at=meta.max_received_at,
-                )
-            )
-        return out
-
-    def _latency(
-        self, meta: _Meta, region: str, sli: str, kind: str, start: float,
-        values_ms: list[float], late: int,
-    ) -> Partial:
-        # Same IEEE division as v / 1000.0 per value, done once per flush.
-        values = np.asarray(values_ms, dtype=np.float64) / 1000.0
-        values.sort()
-        sketch = LogSketch(RELATIVE_ACCURACY)
-        sketch.add_batch(values)
-        le = np.searchsorted(values, self.edges, side="right")
-        return Partial(
-            region=region, sli=sli, kind=kind, pane_start=start, pane_s=self.pane_s,
-            source=meta.source, lo=meta.lo, hi=meta.hi, count=int(values.size),
-            sum_s=float(values.sum()), min_s=float(values[0]), max_s=float(values[-1]),
-            le_counts=tuple(int(x) for x in le), sketch=sketch.to_bytes(), late=late,
-            max_event_time=meta.max_event_time, max_received_at=meta.max_received_at,
-        )
-
-
-class _Meta(NamedTuple):
-    source: str
-    lo: int
-    hi: int
-    max_event_time: float
-    max_received_at: float

@@ -322,6 +322,10 @@ QOE_INVALID = [
     pytest.param("dimension.slis", ..., "dimension.slis", "is required", id="dimension.slis is required"),
     pytest.param("dimension.slis", [], "dimension.slis", "at least one SLI", id="dimension.slis cannot be empty"),
     pytest.param("dimension.slis.1", "bitrate", "dimension.slis[1]", "must be one of", id="dimension.slis names known SLIs"),
+    pytest.param("dimension.slis", ["ttff", "exits_before_start"], "dimension.slis", "share the attempts",
+                 id="exits_before_start cannot split without errors"),
+    pytest.param("dimension.slis", ["errors"], "dimension.slis", "list both or neither",
+                 id="errors cannot split without exits_before_start"),
     pytest.param("dimension.label", "cdn", "dimension.label", "unknown field", id="dimension has no other fields"),
 ]
 
