@@ -5,6 +5,12 @@ only state is :class:`TriggerTracker`, which remembers since when each trigger's
 condition has held. Stage 2 (``slo/stage2.py``) feeds these from its rolling
 windows; the alert generator encodes the same maths in PromQL.
 
+Bad and total events per SLI kind (:func:`slo_counts`): a latency SLO's bad
+events are those above its threshold, of all its events; ``errors`` are fatal
+errors of playback attempts, ``exits_before_start`` exits of attempts, and
+``rebuffering`` is time-weighted: stall microseconds of stall + played
+microseconds. Business errors are in neither.
+
 Vocabulary: the *error ratio* is ``bad / total``; the *burn rate* is the error
 ratio divided by the budget (1.0 spends the budget exactly over the period);
 *budget remaining* is ``1 - bad / (budget * total)`` over the period and goes
@@ -24,7 +30,8 @@ from dataclasses import dataclass
 
 from slo import conventions as c
 from slo import health
-from slo.model import SLO, Condition, ResolvedTier, Trigger
+from slo.model import SLO, Condition, ResolvedTier, Trigger, sli_kind
+from slo.windows import Counts
 
 __all__ = [
     "TierState",
@@ -37,6 +44,7 @@ __all__ = [
     "error_ratio",
     "evaluate_tier",
     "latency_bad",
+    "ratio_counts",
     "slo_counts",
 ]
 
@@ -150,20 +158,28 @@ def evaluate_tier(
     )
 
 
-def slo_counts(
-    slo: SLO,
-    count: int,
-    le_counts: tuple[int, ...],
-    edges: tuple[float, ...],
-    attempts: int,
-    errors: int,
-) -> tuple[int, int]:
-    """``(bad, total)`` for ``slo`` from one window's counters."""
-    if slo.sli == c.SLI_ERRORS:
-        return errors, attempts
+def ratio_counts(sli: str, counts: Counts) -> tuple[int, int]:
+    """``(bad, total)`` of a ratio or time_ratio SLI from one window's counters.
+
+    >>> ratio_counts("rebuffering", Counts(stall_us=5_000, played_us=995_000))
+    (5000, 1000000)
+    """
+    if sli == c.SLI_ERRORS:
+        return counts.errors, counts.attempts
+    if sli == c.SLI_EXITS_BEFORE_START:
+        return counts.exits, counts.attempts
+    if sli == c.SLI_REBUFFERING:
+        return counts.stall_us, counts.stall_us + counts.played_us
+    raise ValueError(f"{sli!r} is not a ratio or time_ratio SLI")
+
+
+def slo_counts(slo: SLO, counts: Counts, edges: tuple[float, ...]) -> tuple[int, int]:
+    """``(bad, total)`` for ``slo`` from one window's counters (``edges``: the histogram's)."""
+    if sli_kind(slo.sli) != c.SLI_KIND_LATENCY:
+        return ratio_counts(slo.sli, counts)
     if slo.threshold_s is None:
         raise ValueError(f"latency SLO {slo.name!r} has no threshold")
-    return latency_bad(count, le_counts, edges, slo.threshold_s), count
+    return latency_bad(counts.count, counts.le_counts, edges, slo.threshold_s), counts.count
 
 
 def condition_holds(
@@ -176,8 +192,8 @@ def condition_holds(
     """Whether one trigger clause holds over its window.
 
     Latency clauses compare the window's ``condition.quantile`` (``quantile_s``)
-    with ``above_s``; the errors clause compares ``bad / total`` with
-    ``above_ratio``. Either needs ``total >= min_events`` (and some traffic).
+    with ``above_s``; a ratio or time_ratio clause compares ``bad / total``
+    (:func:`ratio_counts`) with ``above_ratio``. Either needs ``total >= min_events`` (and some traffic).
     """
     if total <= 0 or total < min_events:
         return False

@@ -44,8 +44,9 @@ from slo.sketch import RELATIVE_ACCURACY, LogSketch
 
 __all__ = ["ATTEMPTS", "COUNT", "ERRORS", "FIRST_EDGE", "Window", "WindowState", "pane_width"]
 
-# Column layout of the per-pane counter matrix: three scalars, then one
-# cumulative ``<= edge`` count per histogram bucket edge.
+# Column layout of the per-pane counter matrix: three scalars, then either one
+# cumulative ``<= edge`` count per histogram bucket edge (latency series) or the
+# extra counters of a series without edges (``slo/windows.py`` names them).
 COUNT, ATTEMPTS, ERRORS, FIRST_EDGE = 0, 1, 2, 3
 TARGET_PANES = 60
 # Guards floor(t / width) against float noise (pane starts are multiples of the pane).
@@ -238,6 +239,10 @@ class Window:
     def le_counts(self) -> tuple[int, ...]:
         return tuple(self.total[FIRST_EDGE:].tolist())
 
+    def column(self, index: int) -> int:
+        """The running sum of one column of the counter matrix over the window."""
+        return int(self.total[index])
+
     @property
     def sum_s(self) -> float:
         return math.fsum(self.sums)
@@ -291,13 +296,21 @@ class Window:
         )
 
     def load(self, state: WindowState) -> None:
-        """Replace this window's content by ``state`` (same window and pane width)."""
-        shape = self.counts.shape
+        """Replace this window's content by ``state`` (same window and pane width).
+
+        A state with fewer columns than this window was written before its
+        series gained trailing counters (issue 16): those load as zeros.
+        """
+        n, n_fields = self.counts.shape
         self.head = state.head
         if state.width not in (1, 2, 4, 8):
             raise ValueError(f"bad count width {state.width}")
         packed = np.frombuffer(state.counts, dtype=f"<u{state.width}")
-        self.counts = packed.astype(np.int64).reshape(shape)
+        stored = packed.size // n
+        if packed.size != n * stored or stored > n_fields:
+            raise ValueError("window state does not match the window's pane count or columns")
+        self.counts = np.zeros((n, n_fields), dtype=np.int64)
+        self.counts[:, :stored] = packed.reshape(n, stored)
         self.sums, self.mins, self.maxs = array("d"), array("d"), array("d")
         self.sums.frombytes(state.sums)
         self.mins.frombytes(state.mins)

@@ -11,8 +11,8 @@ embedded engine (``streamslo/engine.py``). The API is stable:
 - ``health_report(region)``: that state plus the figures, for the health endpoint;
 - ``snapshot(now) -> Snapshot``: advance, then a typed, immutable view of every
   region (cumulative totals, quantiles, events and errors per window, burn
-  rates, budget left, tier and trigger states, freshness; the types are in
-  ``slo/snapshot.py``) for ``slo/exposition/prometheus.py`` and the status page;
+  rates, budget left, SLI ratios, tier and trigger states, freshness; the types
+  are in ``slo/snapshot.py``) for ``slo/exposition/prometheus.py`` and the status page;
 - ``regions()``, ``export_region(region) -> bytes``, ``import_region(region, data)``,
   ``drop_region(region)``: whole-region state for a changelogged table (write
   it once per region per flush) and for partition revocation;
@@ -21,15 +21,25 @@ embedded engine (``streamslo/engine.py``). The API is stable:
   partial is *late* when its pane had already left at least one window (it is
   still applied to the longer windows and to the cumulative totals).
 
+Series: one per (sli, kind, dim) of a region (``slo/windows.py``), for the
+latency SLIs, ``errors`` (every playback outcome; the ``exits_before_start``
+SLI reads its exits and attempts) and ``rebuffering``. ``dim`` is the spec
+dimension's value for the SLIs that opt in, mapped onto its allow-list here
+too (anything else -> ``other``), and ``""`` for the others, so a region
+holds at most (values + 1) series per opted-in SLI and kind whatever the
+partials say. Every SLO and trigger is evaluated over the region: the
+dimension values' counts added up, their sketches merged.
+
 Idempotence under at-least-once delivery: every partial carries its stage-1
 input ``source`` and offset range ``lo < offset <= hi``. One stage-1 flush
-emits several partials with the same ``(source, lo, hi)`` (one per sli, kind
-and pane), so per (region, source) stage 2 keeps the highest applied ``hi``
-*and* the set of ``(sli, kind, pane_start)`` applied at that ``hi``. A partial
+emits several partials with the same ``(source, lo, hi)`` (one per sli, kind,
+dim and pane), so per (region, source) stage 2 keeps the highest applied ``hi``
+*and* the set of ``(sli, kind, dim, pane_start)`` applied at that ``hi``. A partial
 is skipped when its ``hi`` is below the watermark, or equal to it with its key
 already in the set. Replays of whole flushes and duplicates of single partials
 are both caught; the watermarks travel in ``export_region`` so a restarted
-worker keeps skipping. A partial starting below the watermark but ending above
+worker keeps skipping (a state exported before series had a dim, ``S2R1``,
+still imports: its series and keys take dim ``""``). A partial starting below the watermark but ending above
 it (``lo < watermark < hi``: stage 1 re-cut a flush differently) cannot be
 split; it is applied and counted in ``counters.overlapping``.
 
@@ -58,12 +68,12 @@ from slo.budget import (
     burn_rate,
     condition_holds,
     evaluate_tier,
+    ratio_counts,
     slo_counts,
 )
 from slo.health import ConditionFigure, HealthReport, Memory
-from slo.model import SLO, Condition, Spec, Trigger
+from slo.model import SLO, Condition, Spec, Trigger, sli_kind
 from slo.partial import Partial
-from slo.rolling import Window
 from slo.snapshot import (
     Counters,
     RegionSnapshot,
@@ -71,28 +81,62 @@ from slo.snapshot import (
     SLOSnapshot,
     Snapshot,
     series_snapshot,
+    window_events,
 )
-from slo.windows import Series, SeriesState
+from slo.windows import US, Series, SeriesState, merged_quantiles, series_sli, summed_counts
 
 __all__ = ["Counters", "RegionSnapshot", "SLOSnapshot", "SeriesSnapshot", "Snapshot", "Stage2"]
 
-_STATE_MAGIC = b"S2R1"
+# The SLIs that have series of their own; exits_before_start is read from errors.
+SERIES_SLIS = (*c.LATENCY_SLIS, c.SLI_ERRORS, c.SLI_REBUFFERING)
+
+_STATE_MAGIC = b"S2R2"
+_STATE_MAGIC_V1 = b"S2R1"  # before series had a dim (issue 16): imported with dim ""
+
+_Health = tuple[bool, float | None, float | None, float | None, float | None, float | None]
 
 
 class _RegionState(msgspec.Struct, array_like=True):
+    series: list[tuple[str, str, str, SeriesState]]  # (sli, kind, dim, state)
+    watermarks: list[tuple[str, int, list[tuple[str, str, str, float]]]]
+    # trigger -> (breached, breach_since, held_since, clear_since, no_data_since, observed_at)
+    health: dict[str, _Health]
+
+
+class _RegionStateV1(msgspec.Struct, array_like=True):
+    """The ``S2R1`` layout: series and flushed keys without a dim."""
+
     series: list[tuple[str, str, SeriesState]]
     watermarks: list[tuple[str, int, list[tuple[str, str, float]]]]
     trigger_since: dict[str, float]  # read when ``health`` is absent (older states)
-    # trigger -> (breached, breach_since, held_since, clear_since, no_data_since, observed_at)
-    health: dict[str, tuple[bool, float | None, float | None, float | None, float | None, float | None]] = {}
+    health: dict[str, _Health] = {}
+
+    def upgraded(self) -> _RegionState:
+        health: dict[str, _Health] = {
+            name: (False, None, held, None, None, held) for name, held in self.trigger_since.items()
+        }
+        health.update(self.health)
+        return _RegionState(
+            series=[(sli, kind, "", state) for sli, kind, state in self.series],
+            watermarks=[(source, hi, [(s, k, "", p) for s, k, p in keys]) for source, hi, keys in self.watermarks],
+            health=health,
+        )
 
 
 class _Region:
     def __init__(self, spec: Spec) -> None:
-        self.series: dict[tuple[str, str], Series] = {}
+        # (sli, kind) -> dim -> series
+        self.series: dict[tuple[str, str], dict[str, Series]] = {}
         self.watermarks: dict[str, int] = {}
-        self.flushed: dict[str, set[tuple[str, str, float]]] = {}
+        self.flushed: dict[str, set[tuple[str, str, str, float]]] = {}
         self.triggers = TriggerTracker(spec.triggers)
+
+    def all_series(self) -> list[Series]:
+        return [s for by_dim in self.series.values() for s in by_dim.values()]
+
+    def parts(self, sli: str, kind: str) -> list[Series]:
+        """The series of ``sli`` (any SLI: exits_before_start reads errors) and ``kind``, one per dim."""
+        return list(self.series.get((series_sli(sli), kind), {}).values())
 
 
 class Stage2:
@@ -106,12 +150,15 @@ class Stage2:
         self._rejected = self._overlapping = 0
         self._encoder = msgspec.msgpack.Encoder()
         self._decoder = msgspec.msgpack.Decoder(_RegionState)
+        self._decoder_v1 = msgspec.msgpack.Decoder(_RegionStateV1)
+        # The series SLIs that carry the dimension: errors when either ratio SLI opts in.
+        self._split = {series_sli(sli) for sli in c.SLIS if spec.splits(sli)}
 
     # -- ingest -----------------------------------------------------------------
 
     def apply(self, partial: Partial) -> bool:
         """Merge ``partial`` unless already applied or malformed; True when merged."""
-        key = (partial.sli, partial.kind, partial.pane_start)
+        key = (partial.sli, partial.kind, partial.dim, partial.pane_start)
         region = self._regions.get(partial.region)
         mark = region.watermarks.get(partial.source) if region else None
         if (
@@ -121,12 +168,12 @@ class Stage2:
         ):
             self._duplicate += 1
             return False
-        if partial.sli not in c.SLIS or partial.kind not in c.KINDS or partial.hi < partial.lo:
+        if partial.sli not in SERIES_SLIS or partial.kind not in c.KINDS or partial.hi < partial.lo:
             self._rejected += 1
             return False
         if region is None:
             region = self._regions[partial.region] = _Region(self.spec)
-        series = self._series(region, partial.sli, partial.kind)
+        series = self._series(region, partial.sli, partial.kind, self.dim_of(partial.sli, partial.dim))
         if series.check(partial) is not None:
             self._rejected += 1
             return False
@@ -134,7 +181,7 @@ class Stage2:
             self._overlapping += 1
         if not series.apply(partial):
             self._late += 1
-            self._late_events += partial.attempts if partial.sli == c.SLI_ERRORS else partial.count
+            self._late_events += _events(partial)
         if mark is None or partial.hi > mark:
             region.watermarks[partial.source] = partial.hi
             region.flushed[partial.source] = {key}
@@ -143,10 +190,17 @@ class Stage2:
         self._applied += 1
         return True
 
-    def _series(self, region: _Region, sli: str, kind: str) -> Series:
-        series = region.series.get((sli, kind))
+    def dim_of(self, sli: str, dim: str) -> str:
+        """The series' dim for a partial's ``dim``: mapped onto the allow-list, or "" without the dimension."""
+        if self.spec.dimension is None or series_sli(sli) not in self._split:
+            return ""
+        return self.spec.dimension.map(dim)
+
+    def _series(self, region: _Region, sli: str, kind: str, dim: str) -> Series:
+        by_dim = region.series.setdefault((sli, kind), {})
+        series = by_dim.get(dim)
         if series is None:
-            series = region.series[(sli, kind)] = Series(self.spec, sli, kind)
+            series = by_dim[dim] = Series(self.spec, sli, kind, dim)
             if self._now is not None:
                 series.advance(self._now)
         return series
@@ -159,7 +213,7 @@ class Stage2:
             now = self._now
         self._now = now
         for region in self._regions.values():
-            for series in region.series.values():
+            for series in region.all_series():
                 series.advance(now)
             last_data = _last_data_at(region)
             for trigger in self.spec.triggers:
@@ -174,18 +228,22 @@ class Stage2:
                 region.triggers.update(trigger.name, holds, now, figures)
 
     def _condition(self, region: _Region, cond: Condition, trigger: Trigger) -> ConditionFigure:
-        series = region.series.get((cond.sli, self.spec.evaluate_kind))
+        """One trigger clause over the region (every dimension value) and the trigger's window."""
+        parts = region.parts(cond.sli, self.spec.evaluate_kind)
         limit = cond.above_ratio if cond.above_ratio is not None else cond.above_s
-        if series is None or trigger.window_s not in series.windows:
+        if not parts or trigger.window_s not in parts[0].windows:
             return ConditionFigure(cond.sli, cond.quantile, None, limit or 0.0, 0, False)
-        window = series.window(trigger.window_s)
-        if cond.sli == c.SLI_ERRORS:
-            holds = condition_holds(cond, None, window.errors, window.attempts, trigger.min_events)
-            ratio = window.errors / window.attempts if window.attempts else None
-            return ConditionFigure(cond.sli, None, ratio, limit or 0.0, window.attempts, holds)
-        value = window.quantiles([cond.quantile])[0] if cond.quantile is not None else None
-        holds = condition_holds(cond, value, 0, window.count, trigger.min_events)
-        return ConditionFigure(cond.sli, cond.quantile, value, limit or 0.0, window.count, holds)
+        counts = summed_counts(parts, trigger.window_s)
+        events = window_events(series_sli(cond.sli), counts)
+        if sli_kind(cond.sli) != c.SLI_KIND_LATENCY:
+            bad, total = ratio_counts(cond.sli, counts)
+            # min_events counts events (whole seconds watched for rebuffering): scale it to total's unit
+            holds = condition_holds(cond, None, bad, total, trigger.min_events * _unit(cond.sli))
+            ratio = bad / total if total else None
+            return ConditionFigure(cond.sli, None, ratio, limit or 0.0, events, holds)
+        value = merged_quantiles(parts, trigger.window_s, [cond.quantile])[0] if cond.quantile is not None else None
+        holds = condition_holds(cond, value, 0, counts.count, trigger.min_events)
+        return ConditionFigure(cond.sli, cond.quantile, value, limit or 0.0, events, holds)
 
     def health_report(self, region: str) -> HealthReport | None:
         """What the health endpoint needs about ``region`` (None when stage 2 has no state for it)."""
@@ -219,48 +277,62 @@ class Stage2:
         )
 
     def _region_snapshot(self, name: str, region: _Region, now: float) -> RegionSnapshot:
-        series = {key: series_snapshot(s) for key, s in sorted(region.series.items())}
+        series: dict[tuple[str, str], SeriesSnapshot] = {}
+        by_dim: dict[tuple[str, str, str], SeriesSnapshot] = {}
+        for (sli, kind), dims in sorted(region.series.items()):
+            views = {dim: series_snapshot([s], dim) for dim, s in sorted(dims.items())}
+            by_dim.update({(sli, kind, dim): view for dim, view in views.items()})
+            series[(sli, kind)] = views[""] if "" in views else series_snapshot(list(dims.values()))
         slos = {slo.name: self._slo_snapshot(region, slo) for slo in self.spec.slos}
         triggers = {t.name: region.triggers.state(t.name, now) for t in self.spec.triggers}
-        newest = max((s.max_event_time for s in region.series.values()), default=0.0)
+        everything = region.all_series()
+        newest = max((s.max_event_time for s in everything), default=0.0)
         return RegionSnapshot(
             region=name,
             series=series,
+            by_dim=by_dim,
             slos=slos,
             triggers=triggers,
             freshness_s=now - newest if newest > 0 else None,
-            stage1_late_events=sum(s.stage1_late for s in region.series.values()),
+            stage1_late_events=sum(s.stage1_late for s in everything),
         )
 
     def _slo_snapshot(self, region: _Region, slo: SLO) -> SLOSnapshot:
-        series = region.series.get((slo.sli, self.spec.evaluate_kind))
-        counts = {w: self._counts(series, slo, w) for w in self.spec.alert_windows_s}
+        parts = region.parts(slo.sli, self.spec.evaluate_kind)
+        counts = {w: self._counts(parts, slo, w) for w in self.spec.alert_windows_s}
+        unit = _unit(slo.sli)
         tiers = tuple(
             evaluate_tier(
                 resolved,
                 slo.budget,
                 counts[resolved.tier.long_s],
                 counts[resolved.tier.short_s],
-                self.spec.low_traffic_min_events,
+                self.spec.low_traffic_min_events * unit,
             )
             for resolved in self.spec.resolved_tiers(slo)
         )
+        ratios: dict[float, float] = {}
+        if slo.kind != c.SLI_KIND_LATENCY:
+            for w in sorted({*self.spec.quantile_windows_s, self.spec.period_s}):
+                bad, total = self._counts(parts, slo, w)
+                if total > 0:
+                    ratios[w] = bad / total
         bad, total = counts[self.spec.period_s]
         return SLOSnapshot(
             slo=slo.name,
             sli=slo.sli,
             budget=slo.budget,
             burn_rates={w: burn_rate(b, t, slo.budget) for w, (b, t) in counts.items()},
-            events={w: t for w, (_, t) in counts.items()},
+            events={w: t // unit for w, (_, t) in counts.items()},
             budget_remaining=budget_remaining(bad, total, slo.budget),
             tiers=tiers,
+            ratios=ratios,
         )
 
-    def _counts(self, series: Series | None, slo: SLO, window_s: float) -> tuple[int, int]:
-        if series is None:
+    def _counts(self, parts: list[Series], slo: SLO, window_s: float) -> tuple[int, int]:
+        if not parts:
             return 0, 0
-        w: Window = series.window(window_s)
-        return slo_counts(slo, w.count, w.le_counts, series.edges, w.attempts, w.errors)
+        return slo_counts(slo, summed_counts(parts, window_s), parts[0].edges)
 
     # -- region state -----------------------------------------------------------
 
@@ -275,20 +347,21 @@ class Stage2:
     def region_nbytes(self, region: str) -> int:
         """Bytes held by the windows of ``region`` (memory accounting)."""
         state = self._regions.get(region)
-        return sum(s.nbytes for s in state.series.values()) if state else 0
+        return sum(s.nbytes for s in state.all_series()) if state else 0
 
     def export_region(self, region: str) -> bytes:
         """Serialize the whole state of ``region`` (compressed msgpack); KeyError if unknown."""
         state = self._regions[region]
         payload = _RegionState(
-            series=[(sli, kind, s.state()) for (sli, kind), s in sorted(state.series.items())],
+            series=[
+                (sli, kind, dim, s.state())
+                for (sli, kind), dims in sorted(state.series.items())
+                for dim, s in sorted(dims.items())
+            ],
             watermarks=[
                 (source, hi, sorted(state.flushed.get(source, ())))
                 for source, hi in sorted(state.watermarks.items())
             ],
-            trigger_since={
-                k: m.held_since for k, m in state.triggers.memory.items() if m.held_since is not None
-            },
             health={
                 k: (m.breached, m.breach_since, m.held_since, m.clear_since, m.no_data_since, m.observed_at)
                 for k, m in state.triggers.memory.items()
@@ -297,32 +370,46 @@ class Stage2:
         return _STATE_MAGIC + zlib.compress(self._encoder.encode(payload), 1)
 
     def import_region(self, region: str, data: bytes) -> None:
-        """Replace ``region``'s state by ``export_region`` output; ValueError if it does not fit."""
-        if not data.startswith(_STATE_MAGIC):
+        """Replace ``region``'s state by ``export_region`` output (or an ``S2R1`` one); ValueError if it does not fit."""
+        magic, body = data[: len(_STATE_MAGIC)], data[len(_STATE_MAGIC) :]
+        if magic not in (_STATE_MAGIC, _STATE_MAGIC_V1):
             raise ValueError("not a stage-2 region state")
         try:
-            payload = self._decoder.decode(zlib.decompress(data[len(_STATE_MAGIC) :]))
+            raw = zlib.decompress(body)
+            payload = self._decoder.decode(raw) if magic == _STATE_MAGIC else self._decoder_v1.decode(raw).upgraded()
         except (zlib.error, msgspec.DecodeError) as exc:
             raise ValueError(f"corrupt stage-2 region state: {exc}") from exc
         state = _Region(self.spec)
-        for sli, kind, series_state in payload.series:
-            series = Series(self.spec, sli, kind)
+        for sli, kind, dim, series_state in payload.series:
+            series = Series(self.spec, sli, kind, dim)
             series.load(series_state)
-            state.series[(sli, kind)] = series
+            state.series.setdefault((sli, kind), {})[dim] = series
         for source, hi, keys in payload.watermarks:
             state.watermarks[source] = hi
-            state.flushed[source] = {(s, k, p) for s, k, p in keys}
-        for name, held in payload.trigger_since.items():
-            state.triggers.memory[name] = Memory(held_since=held, observed_at=held)
+            state.flushed[source] = {(s, k, d, p) for s, k, d, p in keys}
         for name, fields in payload.health.items():
             state.triggers.memory[name] = Memory(*fields)
         self._regions[region] = state
         if self._now is not None:
-            for series in state.series.values():
+            for series in state.all_series():
                 series.advance(self._now)
+
+
+def _unit(sli: str) -> int:
+    """Counted units per event of ``sli``: microseconds per second watched for the time ratio, else 1."""
+    return US if sli_kind(sli) == c.SLI_KIND_TIME_RATIO else 1
+
+
+def _events(partial: Partial) -> int:
+    """The events a partial summarizes: attempts, stalls, or latency values."""
+    if partial.sli == c.SLI_ERRORS:
+        return partial.attempts
+    if partial.sli == c.SLI_REBUFFERING:
+        return partial.stalls
+    return partial.count
 
 
 def _last_data_at(region: _Region) -> float | None:
     """When the newest data of the region was received (collector clock), None before any."""
-    newest = max((max(s.max_received_at, s.max_event_time) for s in region.series.values()), default=0.0)
+    newest = max((max(s.max_received_at, s.max_event_time) for s in region.all_series()), default=0.0)
     return newest if newest > 0 else None
