@@ -7,6 +7,6 @@
  */
 
 export { createReporter, ingestUrl, VERSION } from "./reporter";
-export type { Reporter } from "./reporter";
+export type { ErrorOptions, Reporter } from "./reporter";
 export { MEDIA_ERRORS } from "./video";
-export type { ReporterOptions, Stats, WireBeacon, WireEvent, EventType } from "./types";
+export type { ErrorClass, EventType, ReporterOptions, Stats, WatchOptions, WireBeacon, WireEvent } from "./types";

@@ -13,10 +13,10 @@
  *     }
  */
 
-import { createContext, createElement, useContext, useEffect, useMemo, useState } from "react";
+import { createContext, createElement, useContext, useEffect, useMemo, useRef, useState } from "react";
 import type { ReactNode, RefObject } from "react";
 import { createReporter, type Reporter } from "./reporter";
-import type { ReporterOptions } from "./types";
+import type { ReporterOptions, WatchOptions } from "./types";
 
 const Context = createContext<Reporter | null>(null);
 
@@ -50,12 +50,26 @@ export function useReporter(): Reporter | null {
   return useContext(Context);
 }
 
-/** Watch the `<video>` behind `ref` for as long as the component is mounted. */
-export function useVideoSLO(ref: RefObject<HTMLVideoElement | null>): void {
+/**
+ * Watch the `<video>` behind `ref` for as long as the component is mounted.
+ * `options` are read when used, so a new object each render (or a new `liveLatency`
+ * closure) takes effect without re-attaching, which would end the attempt in progress.
+ */
+export function useVideoSLO(ref: RefObject<HTMLVideoElement | null>, options?: WatchOptions): void {
   const reporter = useReporter();
+  const latest = useRef(options);
+  latest.current = options;
   useEffect(() => {
     const video = ref.current;
-    return reporter && video ? reporter.watchVideo(video) : undefined;
+    const current: WatchOptions = {
+      get live() {
+        return latest.current?.live;
+      },
+      get liveLatency() {
+        return latest.current?.liveLatency;
+      },
+    };
+    return reporter && video ? reporter.watchVideo(video, current) : undefined;
   }, [reporter, ref]);
 }
 

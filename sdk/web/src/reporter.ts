@@ -7,33 +7,43 @@
  * the host page: a failure inside the SDK is swallowed and the call is a no-op.
  *
  *     const slo = createReporter({ collector: "https://collector.example", key: "k-…", region: "eu-west-1" });
- *     const stop = slo.watchVideo(document.querySelector("video")!);
+ *     const stop = slo.watchVideo(document.querySelector("video")!, { live: true });
  *     const result = await slo.measure("poll_vote", fetch("/api/vote", { method: "POST" }));
  */
 
 import { browserEnv, newSessionId } from "./env";
-import { MAX_EVENTS, Transport } from "./transport";
-import type { Env, EventType, ReporterOptions, Stats, WireEvent } from "./types";
+import { MAX_EVENTS, MAX_VALUE_MS, Transport } from "./transport";
+import type { Env, ErrorClass, EventType, ReporterOptions, Stats, WatchOptions, WireEvent } from "./types";
 import { watch, type VideoSink } from "./video";
 
 export const VERSION = "0.1.0";
-/** The collector's caps: longer labels and larger values refuse the whole beacon. */
+/** The collector's caps: longer labels, more dimensions or larger values refuse the whole beacon. */
 const MAX_LABEL = 64;
-const MAX_VALUE_MS = 600_000;
+const MAX_DIMENSIONS = 8;
+const ERROR_CLASSES: readonly string[] = ["fatal", "warning", "business"];
+
+/** Options of `reporter.error(code, options)`. */
+export interface ErrorOptions {
+  /** `fatal` counts against the SLO, `warning` is only counted, `business` is a refusal (not an attempt). */
+  class?: ErrorClass;
+  /** The older form: `true` is `class: "fatal"`; without either the class is `warning` (or `business`). */
+  fatal?: boolean;
+  name?: string;
+}
 
 export interface Reporter {
   /** This session's id (the `session_id` of every beacon). */
   readonly sessionId: string;
   /** Whether this session was drawn by `sampleRate`; an unsampled reporter sends nothing. */
   readonly sampled: boolean;
-  /** Time to first frame of every play attempt of `video`, and its media errors; returns the detach. */
-  watchVideo(video: HTMLVideoElement): () => void;
+  /** Play attempts, media errors, stalls, played time (and live latency) of `video`; returns the detach. */
+  watchVideo(video: HTMLVideoElement, options?: WatchOptions): () => void;
   /** Start an interaction round trip; call the returned function when the answer is shown. */
   interaction(name: string): () => void;
   /** The round trip of `promise`; a rejection also reports a non-fatal error. Resolves like `promise`. */
   measure<T>(name: string, promise: PromiseLike<T>): Promise<T>;
-  /** An error event; `fatal` marks a failed playback attempt (the errors SLI). */
-  error(code: string, options?: { fatal?: boolean; name?: string }): void;
+  /** An error event of a class: `fatal` is a failed playback attempt (the errors SLI). */
+  error(code: string, options?: ErrorOptions): void;
   /** Send what is buffered now (subject to the retry backoff). */
   flush(): Promise<void>;
   /** Detach everything and send what is left; further calls are no-ops. */
@@ -82,10 +92,16 @@ function build(env: Env, o: ReporterOptions): Reporter {
   const sessionId = newSessionId(env.random);
   // Drawn once, here: a session reports all of its events or none of them.
   if (!(env.random() < rate)) return disabled(sessionId);
+  const dimensions: Record<string, string> = {};
+  for (const [name, value] of Object.entries(o.dimensions ?? {}).slice(0, MAX_DIMENSIONS)) {
+    if (typeof value === "string") dimensions[name.slice(0, MAX_LABEL)] = value.slice(0, MAX_LABEL);
+  }
+  const business = new Set(o.businessErrorCodes ?? []);
   const transport = new Transport(env, {
     url: ingestUrl(o.collector, o.key),
     region: o.region.slice(0, MAX_LABEL),
     sdk: (o.sdk ?? `web/${VERSION}`).slice(0, MAX_LABEL),
+    dimensions,
     flushIntervalMs: Math.max(0, o.flushIntervalMs ?? 5_000),
     maxBatchEvents: Math.min(MAX_EVENTS, Math.max(1, o.maxBatchEvents ?? 50)),
     maxQueueEvents: Math.max(1, o.maxQueueEvents ?? 1_000),
@@ -106,7 +122,12 @@ function build(env: Env, o: ReporterOptions): Reporter {
     if (v !== undefined) event.value_ms = Math.round(v * 1000) / 1000;
     if (fields.name) event.name = String(fields.name).slice(0, MAX_LABEL);
     if (fields.code) event.code = String(fields.code).slice(0, MAX_LABEL);
-    if (fields.fatal) event.fatal = true;
+    if (type === "error") {
+      // An explicit class wins; then the business codes; then the older `fatal` flag.
+      const given = fields.class;
+      event.class = given && ERROR_CLASSES.includes(given) ? given
+        : business.has(String(fields.code)) ? "business" : fields.fatal ? "fatal" : "warning";
+    }
     transport.add(event);
   };
 
@@ -116,7 +137,15 @@ function build(env: Env, o: ReporterOptions): Reporter {
     transport.unload();
   }, undefined));
 
-  const sink: VideoSink = { now: env.now, record, onHide: (hook) => (hideHooks.add(hook), () => hideHooks.delete(hook)) };
+  const sink: VideoSink = {
+    now: env.now,
+    wall: env.wall,
+    setTimeout: env.setTimeout,
+    clearTimeout: env.clearTimeout,
+    record,
+    onHide: (hook) => (hideHooks.add(hook), () => hideHooks.delete(hook)),
+    heartbeatMs: Math.min(MAX_VALUE_MS, Math.max(100, o.heartbeatMs ?? 10_000)),
+  };
 
   const interaction = (name: string): (() => void) => {
     const t0 = env.now();
@@ -131,9 +160,9 @@ function build(env: Env, o: ReporterOptions): Reporter {
   return {
     sessionId,
     sampled: true,
-    watchVideo: guard((video: HTMLVideoElement) => {
+    watchVideo: guard((video: HTMLVideoElement, options?: WatchOptions) => {
       if (closed) return noop;
-      const detach = watch(video, sink);
+      const detach = watch(video, sink, options);
       detachers.add(detach);
       return guard(() => {
         detachers.delete(detach);
@@ -147,13 +176,13 @@ function build(env: Env, o: ReporterOptions): Reporter {
         (value) => (end(), value),
         (reason: unknown) => {
           end();
-          guard(record, undefined)("error", { code: "interaction_failed", name, fatal: false });
+          guard(record, undefined)("error", { code: "interaction_failed", name });
           throw reason; // the caller's own rejection, passed through unchanged
         },
       );
     },
-    error: guard((code: string, opts?: { fatal?: boolean; name?: string }) => {
-      record("error", { code, fatal: !!opts?.fatal, name: opts?.name });
+    error: guard((code: string, opts: ErrorOptions = {}) => {
+      record("error", { code, class: opts.class, fatal: opts.fatal, name: opts.name });
     }, undefined),
     flush: () => guard(() => transport.flush(), Promise.resolve())().catch(noop),
     shutdown: () => {

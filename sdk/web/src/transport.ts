@@ -17,6 +17,8 @@ import type { Env, Stats, WireBeacon, WireEvent } from "./types";
 export const MAX_BEACON_BYTES = 60_000;
 /** The collector refuses beacons with more events. */
 export const MAX_EVENTS = 500;
+/** The collector refuses a beacon with a `value_ms` over 10 minutes. */
+export const MAX_VALUE_MS = 600_000;
 export const BACKOFF_BASE_MS = 1_000;
 export const BACKOFF_CAP_MS = 60_000;
 
@@ -24,6 +26,8 @@ export interface TransportConfig {
   url: string;
   region: string;
   sdk: string;
+  /** Sent as the beacons' `dimensions` unless empty. */
+  dimensions: Record<string, string>;
   flushIntervalMs: number;
   maxBatchEvents: number;
   maxQueueEvents: number;
@@ -240,6 +244,7 @@ export class Transport {
       v: 1, session_id: this.sessionId, seq: batch.seq, sent_at: this.env.wall() / 1000,
       region: this.cfg.region, sdk: this.cfg.sdk, kind: "rum", events: batch.events,
     };
+    if (Object.keys(this.cfg.dimensions).length) beacon.dimensions = this.cfg.dimensions;
     return JSON.stringify(beacon);
   }
 }

@@ -26,6 +26,27 @@ export interface ReporterOptions {
   maxAttempts?: number;
   /** `sdk` label of the beacons (default `web/<version>`). */
   sdk?: string;
+  /** Milliseconds between two `playing` heartbeats of a playing video (default 10000). */
+  heartbeatMs?: number;
+  /** Error codes that are business refusals (geo-block, entitlement, concurrency limit): class `business`. */
+  businessErrorCodes?: string[];
+  /**
+   * Extra dimensions of every beacon, e.g. `{cdn: "fastly"}` (at most 8, keys and values cut to 64
+   * characters); the collector keeps the one the spec declares, values outside its allow-list as `other`.
+   */
+  dimensions?: Record<string, string>;
+}
+
+/** Options of `watchVideo(video, options)`: whether the stream is live, and how far behind the edge it is. */
+export interface WatchOptions {
+  /** Live stream: send `live_latency`. Default: live when `video.duration` is `Infinity`. */
+  live?: boolean;
+  /**
+   * The distance behind the live edge in ms, e.g. from the player library (`() => hls.latency * 1000`);
+   * `undefined` sends no sample this time. Default: `getStartDate()` (program date time) against the
+   * wall clock, else the end of `video.seekable` against `currentTime`.
+   */
+  liveLatency?: () => number | undefined;
 }
 
 /** One event as the collector takes it (`WireEvent`). */
@@ -36,10 +57,16 @@ export interface WireEvent {
   value_ms?: number;
   name?: string;
   code?: string;
+  /** Errors: whether it counts against the SLO (`fatal`), is only counted (`warning`) or is a refusal (`business`). */
+  class?: ErrorClass;
+  /** Errors, the older form of `class` (`true` = fatal); the SDK sends `class`. */
   fatal?: boolean;
 }
 
-export type EventType = "first_frame" | "interaction" | "error" | "exit_before_start";
+export type EventType =
+  | "first_frame" | "interaction" | "error" | "exit_before_start" | "stall" | "playing" | "live_latency";
+
+export type ErrorClass = "fatal" | "warning" | "business";
 
 /** One beacon (`WireBeacon`). */
 export interface WireBeacon {
@@ -50,6 +77,8 @@ export interface WireBeacon {
   region: string;
   sdk: string;
   kind: "rum";
+  /** The `dimensions` option, when there is one. */
+  dimensions?: Record<string, string>;
   events: WireEvent[];
 }
 

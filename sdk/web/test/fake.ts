@@ -75,3 +75,51 @@ export function seeded(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/**
+ * A `<video>` stand-in: an EventTarget with the few properties the watcher reads.
+ * `emit` sets `paused` as the browser does before dispatching `play`, `pause` and `ended`.
+ */
+export class FakeVideo extends EventTarget {
+  paused = true;
+  readyState = 0;
+  duration = NaN;
+  currentTime = 0;
+  /** The end of the last seekable range in seconds; null is an empty `seekable`. */
+  seekableEnd: number | null = null;
+  error: { code: number } | null = null;
+  frameCallbacks = new Map<number, (now: number, meta: { expectedDisplayTime?: number }) => void>();
+  private next = 1;
+  constructor(withFrameCallback = true) {
+    super();
+    if (!withFrameCallback) {
+      (this as { requestVideoFrameCallback?: unknown }).requestVideoFrameCallback = undefined;
+      (this as { cancelVideoFrameCallback?: unknown }).cancelVideoFrameCallback = undefined;
+    }
+  }
+  get seekable(): { length: number; end(i: number): number } {
+    const end = this.seekableEnd;
+    return { length: end === null ? 0 : 1, end: () => end ?? NaN };
+  }
+  requestVideoFrameCallback(cb: (now: number, meta: { expectedDisplayTime?: number }) => void): number {
+    this.frameCallbacks.set(this.next, cb);
+    return this.next++;
+  }
+  cancelVideoFrameCallback(h: number): void {
+    this.frameCallbacks.delete(h);
+  }
+  emit(type: string): void {
+    if (type === "play") this.paused = false;
+    if (type === "pause" || type === "ended") this.paused = true;
+    this.dispatchEvent(new Event(type));
+  }
+  presentFrame(at: number): void {
+    const cbs = [...this.frameCallbacks.values()];
+    this.frameCallbacks.clear();
+    for (const cb of cbs) cb(at, { expectedDisplayTime: at });
+  }
+  /** As `HTMLVideoElement`, for `watchVideo`. */
+  get element(): HTMLVideoElement {
+    return this as unknown as HTMLVideoElement;
+  }
+}

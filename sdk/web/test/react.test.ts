@@ -1,5 +1,5 @@
 // @vitest-environment happy-dom
-// The React adapter: <StreamSLOProvider>, useVideoSLO(ref), useInteraction(name) in a real React 19 tree.
+// The React adapter: <StreamSLOProvider>, useVideoSLO(ref, options), useInteraction(name) in a real React 19 tree.
 import { createElement, StrictMode, useRef } from "react";
 import { act } from "react";
 import { createRoot, type Root } from "react-dom/client";
@@ -58,6 +58,24 @@ describe("useVideoSLO", () => {
     // happy-dom has no requestVideoFrameCallback: the `playing` fallback ends the attempt
     video.dispatchEvent(new Event("playing"));
     expect(await sentEvents(b)).toMatchObject([{ type: "first_frame", value_ms: 121 }]);
+  });
+
+  it("options are read when used: a new liveLatency each render neither re-attaches nor goes stale", async () => {
+    function LivePlayer({ behind }: { behind: number }): ReturnType<typeof createElement> {
+      const ref = useRef<HTMLVideoElement>(null);
+      useVideoSLO(ref, { live: true, liveLatency: () => behind });
+      return createElement("video", { ref });
+    }
+    const b = reporter();
+    const tree = (behind: number) => createElement(StreamSLOProvider, { reporter: b.slo }, createElement(LivePlayer, { behind }));
+    render(tree(1000));
+    const video = host.querySelector("video") as HTMLVideoElement;
+    clock = 10;
+    video.dispatchEvent(new Event("play"));
+    render(tree(2500)); // mid-attempt: a re-attach would end it as an exit_before_start
+    clock = 131;
+    video.dispatchEvent(new Event("playing"));
+    expect((await sentEvents(b)).map((e) => [e.type, e.value_ms])).toEqual([["first_frame", 121], ["live_latency", 2500]]);
   });
 
   it("unmounting the player detaches it, ending a pending attempt as exit_before_start", async () => {

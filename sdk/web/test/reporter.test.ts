@@ -2,7 +2,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createReporterWith, ingestUrl } from "../src/reporter";
 import type { ReporterOptions, WireEvent } from "../src/types";
-import { fakeBrowser } from "./fake";
+import { FakeVideo, fakeBrowser } from "./fake";
 
 const OPTS: ReporterOptions = { collector: "https://c.example/", region: "eu-west-1", flushIntervalMs: 1000 };
 
@@ -41,7 +41,7 @@ describe("interactions", () => {
     expect(await events(b)).toMatchObject([{ type: "interaction", name: "chat_send", value_ms: 80 }]);
   });
 
-  it("a rejected measure() reports the round trip and a non-fatal error, and rejects unchanged", async () => {
+  it("a rejected measure() reports the round trip and a warning error, and rejects unchanged", async () => {
     const b = setup();
     const boom = new Error("boom");
     const p = b.slo.measure("cohost_join", new Promise((_, rej) => setTimeout(() => rej(boom), 30)));
@@ -51,21 +51,16 @@ describe("interactions", () => {
     const got = await events(b);
     expect(got).toMatchObject([
       { type: "interaction", name: "cohost_join", value_ms: 30 },
-      { type: "error", code: "interaction_failed", name: "cohost_join" },
+      { type: "error", code: "interaction_failed", name: "cohost_join", class: "warning" },
     ]);
-    expect(got[1]?.fatal).toBeUndefined();
   });
 });
 
 describe("errors and labels", () => {
-  it("error(code, {fatal}) sends the code and the flag; labels are cut to the collector's 64", async () => {
+  it("labels are cut to the collector's 64 characters", async () => {
     const b = setup();
-    b.slo.error("PLAYER_STALL");
-    b.slo.error("x".repeat(100), { fatal: true });
-    const got = await events(b);
-    expect(got[0]).toMatchObject({ type: "error", code: "PLAYER_STALL" });
-    expect(got[0]?.fatal).toBeUndefined();
-    expect(got[1]).toMatchObject({ code: "x".repeat(64), fatal: true });
+    b.slo.error("x".repeat(100), { name: "y".repeat(65) });
+    expect(await events(b)).toMatchObject([{ type: "error", code: "x".repeat(64), name: "y".repeat(64) }]);
   });
 
   it.each([
@@ -110,42 +105,11 @@ describe("never throws into the page", () => {
   });
 });
 
-/** A `<video>` stand-in: an EventTarget with the few properties the watcher reads. */
-class FakeVideo extends EventTarget {
-  paused = true;
-  readyState = 0;
-  error: { code: number } | null = null;
-  frameCallbacks = new Map<number, (now: number, meta: { expectedDisplayTime?: number }) => void>();
-  private next = 1;
-  constructor(withFrameCallback = true) {
-    super();
-    if (!withFrameCallback) {
-      (this as { requestVideoFrameCallback?: unknown }).requestVideoFrameCallback = undefined;
-      (this as { cancelVideoFrameCallback?: unknown }).cancelVideoFrameCallback = undefined;
-    }
-  }
-  requestVideoFrameCallback(cb: (now: number, meta: { expectedDisplayTime?: number }) => void): number {
-    this.frameCallbacks.set(this.next, cb);
-    return this.next++;
-  }
-  cancelVideoFrameCallback(h: number): void {
-    this.frameCallbacks.delete(h);
-  }
-  emit(type: string): void {
-    this.dispatchEvent(new Event(type));
-  }
-  presentFrame(at: number): void {
-    const cbs = [...this.frameCallbacks.values()];
-    this.frameCallbacks.clear();
-    for (const cb of cbs) cb(at, { expectedDisplayTime: at });
-  }
-}
-
 describe("watchVideo", () => {
   it("times the first rendered frame from the play event; resuming after a pause is no new attempt", async () => {
     const b = setup();
     const v = new FakeVideo();
-    b.slo.watchVideo(v as unknown as HTMLVideoElement);
+    b.slo.watchVideo(v.element);
     vi.advanceTimersByTime(100);
     v.emit("play"); // t = 100
     v.emit("playing"); // ignored: the frame callback is the end point
@@ -159,7 +123,7 @@ describe("watchVideo", () => {
   it("falls back to the playing event without requestVideoFrameCallback", async () => {
     const b = setup();
     const v = new FakeVideo(false);
-    b.slo.watchVideo(v as unknown as HTMLVideoElement);
+    b.slo.watchVideo(v.element);
     v.emit("play");
     vi.advanceTimersByTime(250);
     v.emit("playing");
@@ -172,7 +136,7 @@ describe("watchVideo", () => {
   ])("an attempt ended by $how before the first frame is an exit_before_start, not an error", async ({ act }) => {
     const b = setup();
     const v = new FakeVideo();
-    b.slo.watchVideo(v as unknown as HTMLVideoElement);
+    b.slo.watchVideo(v.element);
     v.emit("play");
     vi.advanceTimersByTime(400);
     act(v);
@@ -183,7 +147,7 @@ describe("watchVideo", () => {
   it("a new source starts a new attempt", async () => {
     const b = setup();
     const v = new FakeVideo();
-    b.slo.watchVideo(v as unknown as HTMLVideoElement);
+    b.slo.watchVideo(v.element);
     v.emit("play");
     v.presentFrame(50);
     v.emit("emptied");
@@ -194,21 +158,21 @@ describe("watchVideo", () => {
   });
 
   it.each([
-    { code: 2, label: "MEDIA_ERR_NETWORK", fatal: true },
-    { code: 3, label: "MEDIA_ERR_DECODE", fatal: true },
-    { code: 4, label: "MEDIA_ERR_SRC_NOT_SUPPORTED", fatal: true },
-    { code: 1, label: "MEDIA_ERR_ABORTED", fatal: undefined },
-  ])("MediaError $code is an error $label with fatal $fatal", async ({ code, label, fatal }) => {
+    { code: 2, label: "MEDIA_ERR_NETWORK", cls: "fatal" },
+    { code: 3, label: "MEDIA_ERR_DECODE", cls: "fatal" },
+    { code: 4, label: "MEDIA_ERR_SRC_NOT_SUPPORTED", cls: "fatal" },
+    { code: 1, label: "MEDIA_ERR_ABORTED", cls: "warning" },
+  ])("MediaError $code is an error $label of class $cls", async ({ code, label, cls }) => {
     const b = setup();
     const v = new FakeVideo();
-    b.slo.watchVideo(v as unknown as HTMLVideoElement);
+    b.slo.watchVideo(v.element);
     v.emit("play");
     v.error = { code };
     v.emit("error");
     const got = await events(b);
     const err = got.find((e) => e.type === "error");
-    expect(err).toMatchObject({ code: label });
-    expect(err?.fatal).toBe(fatal);
+    expect(err).toMatchObject({ code: label, class: cls });
+    expect(err?.fatal).toBeUndefined(); // the SDK sends the class, not the older flag
     // an aborted load is the viewer leaving; a real failure is not also an exit
     expect(got.some((e) => e.type === "exit_before_start")).toBe(code === 1);
   });
@@ -216,7 +180,7 @@ describe("watchVideo", () => {
   it("a page hidden while starting sends the exit_before_start in the unload beacon", () => {
     const b = setup();
     const v = new FakeVideo();
-    b.slo.watchVideo(v as unknown as HTMLVideoElement);
+    b.slo.watchVideo(v.element);
     v.emit("play");
     vi.advanceTimersByTime(300);
     b.hide();
@@ -227,7 +191,7 @@ describe("watchVideo", () => {
   it("the detach function stops watching (and ends a pending attempt as an exit)", async () => {
     const b = setup();
     const v = new FakeVideo();
-    const detach = b.slo.watchVideo(v as unknown as HTMLVideoElement);
+    const detach = b.slo.watchVideo(v.element);
     v.emit("play");
     detach();
     v.presentFrame(10);
