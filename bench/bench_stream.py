@@ -31,7 +31,7 @@ that fraction of the preloaded beacons carries a sampled ``traceparent``
 header and the rest none. The overhead is the median over rounds of the
 off / on stage-1 rates::
 
-    python bench/bench_stream.py --tracing-rounds 3 --beacons 300000
+    python bench/bench_stream.py --tracing-rounds 3 --beacons 600000
 
 Paired tracing (``--tracing-paired N``): the same comparison, but both workers
 run at once, pinned to CPU 0, each on its own broker (topic names and the
@@ -41,8 +41,8 @@ CPU per event is far steadier than legs run one after the other. ``--aa``
 runs two untraced workers instead (how steady the method is); ``--headers-only``
 leaves the second worker untraced but its beacons with the sampled headers::
 
-    python bench/bench_stream.py --tracing-paired 4 --beacons 300000
-    python bench/bench_stream.py --tracing-paired 3 --beacons 300000 --aa
+    python bench/bench_stream.py --tracing-paired 4 --beacons 600000
+    python bench/bench_stream.py --tracing-paired 3 --beacons 600000 --aa
 
 The tracing legs use ``--beacons`` as given (every round the same size) and
 stop with "use more --beacons" when a window spans fewer than 10 cuts.
