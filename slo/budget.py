@@ -130,11 +130,15 @@ def evaluate_tier(
     long: tuple[int, int],
     short: tuple[int, int],
     min_events: int,
+    *,
+    severity: str | None = None,
 ) -> TierState:
     """Evaluate one tier: fires when both burns reach the factor and the long window has traffic.
 
     ``long`` and ``short`` are ``(bad, total)`` over the tier's windows;
-    ``min_events`` is the low-traffic guard (``Spec.low_traffic_min_events``).
+    ``min_events`` is the low-traffic guard (``Spec.low_traffic_min_events``);
+    ``severity`` is the alert's (``SLO.severity_of``: capped by the SLO's
+    ``max_severity``), the tier's own when None.
     """
     long_burn = burn_rate(long[0], long[1], budget)
     short_burn = burn_rate(short[0], short[1], budget)
@@ -148,7 +152,7 @@ def evaluate_tier(
     )
     return TierState(
         tier=resolved.name,
-        severity=resolved.tier.severity,
+        severity=resolved.tier.severity if severity is None else severity,
         factor=resolved.factor,
         adapted=resolved.adapted,
         long_burn=long_burn,

@@ -308,6 +308,7 @@ class Stage2:
                 counts[resolved.tier.long_s],
                 counts[resolved.tier.short_s],
                 self.spec.low_traffic_min_events * unit,
+                severity=slo.severity_of(resolved.tier),
             )
             for resolved in self.spec.resolved_tiers(slo)
         )
