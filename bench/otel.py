@@ -6,8 +6,9 @@ collector against an OpenTelemetry Collector distribution built by
 nopexporter; versions pinned in ``bench/otelcol/go.mod``). Three pairs, each
 served at once on CPU 0 (the Go runtime with ``GOMAXPROCS=1``):
 
-- ``kafka`` vs ``otel_sync``: both answer after the broker's acks=all, one
-  Kafka message per request, OTLP/HTTP JSON (like for like);
+- ``kafka`` vs ``otel_sync``: both answer after the broker's acks=all (the
+  collector groups the beacons of one partition in a record, OTel sends one
+  message per request), OTLP/HTTP JSON;
 - ``kafka`` vs ``otel_batch``: OTel with its batch processor and protobuf
   bodies, answering before any ack;
 - ``inprocess`` vs ``otel_nop``: receive, decode and drop, OTLP/HTTP JSON.
@@ -15,7 +16,7 @@ served at once on CPU 0 (the Go runtime with ``GOMAXPROCS=1``):
 Each OTLP request carries the same 20 events as the collector's beacon, as
 20 log records (time, type, value_ms) under one resource (session, seq,
 region, sdk, kind). Counts are checked exactly after every round: the
-collector's topic holds one message per 202, and the OTel topic's log
+collector's topic holds one beacon per 202, and the OTel topic's log
 records are 20 per 200 (for ``otel_sync`` also one message per 200).
 
     python bench/bench_ingest.py --vs-otel --rounds 3 --seconds 5
@@ -37,6 +38,7 @@ from ingest_legs import start_server
 from loadgen import EVENTS, Requests
 from pairing import Side, run_pair
 
+from slo.beacon import decode_record
 from streamslo.testing.ports import free_port, wait_for_http
 from streamslo.testing.stream import create_topic
 
@@ -114,7 +116,8 @@ def start_otelcol(binary: Path, leg: str, kafka: str | None, topic: str, workdir
 
 
 def topic_counts(bootstrap: str, topic: str, otlp: bool) -> tuple[int, int]:
-    """(messages, beacons) in ``topic``: beacons are log records / 20 for OTLP, messages otherwise."""
+    """(messages, beacons) in ``topic``: log records / 20 for OTLP; for the collector, the beacons
+    of every record (its group commit puts several beacons of one partition in one record)."""
     from confluent_kafka import Consumer, TopicPartition
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"count-{topic}",
@@ -124,8 +127,6 @@ def topic_counts(bootstrap: str, topic: str, otlp: bool) -> tuple[int, int]:
         parts = [TopicPartition(topic, p) for p in meta.partitions]
         highs = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in parts}
         messages = sum(highs.values())
-        if not otlp:
-            return messages, messages
         from opentelemetry.proto.logs.v1.logs_pb2 import LogsData
 
         consumer.assign([TopicPartition(topic, p, 0) for p in highs])
@@ -135,8 +136,13 @@ def topic_counts(bootstrap: str, topic: str, otlp: bool) -> tuple[int, int]:
                 if msg.error():
                     continue
                 seen += 1
+                if not otlp:
+                    records += len(decode_record(msg.value()))
+                    continue
                 data = LogsData.FromString(msg.value())
                 records += sum(len(s.log_records) for r in data.resource_logs for s in r.scope_logs)
+        if not otlp:
+            return messages, records if seen == messages else -1
         return messages, records // EVENTS if records % EVENTS == 0 else -1
     finally:
         consumer.close()
@@ -181,11 +187,11 @@ def _pair_round(pair: tuple[str, str, str], rnd: int, binary: Path, args: argpar
 def _check_counts(kafka: Any, ours: Side, ours_topic: str, theirs: Side, otel_topic: str,
                   one_message_each: bool) -> str:
     time.sleep(1.0)  # the batch leg's last batch is flushed on shutdown
-    msgs, _ = topic_counts(kafka, ours_topic, otlp=False)
+    msgs, beacons = topic_counts(kafka, ours_topic, otlp=False)
     o_msgs, o_beacons = topic_counts(kafka, otel_topic, otlp=True)
     problems = []
-    if msgs != ours.accepted:
-        problems.append(f"{ours.name}: {msgs} messages for {ours.accepted} accepted")
+    if beacons != ours.accepted:
+        problems.append(f"{ours.name}: {beacons} beacons for {ours.accepted} accepted")
     if o_beacons != theirs.accepted:
         problems.append(f"{theirs.name}: {o_beacons} beacons for {theirs.accepted} accepted")
     if one_message_each and o_msgs != theirs.accepted:
@@ -194,7 +200,7 @@ def _check_counts(kafka: Any, ours: Side, ours_topic: str, theirs: Side, otel_to
         problems.append(f"other answers: {ours.name} {ours.other}, {theirs.name} {theirs.other}")
     if problems:
         raise RuntimeError("counts not exact: " + "; ".join(problems))
-    return (f"exact: {ours.name} {msgs} msgs = {ours.accepted} 202s; {theirs.name} "
+    return (f"exact: {ours.name} {beacons} beacons ({msgs} msgs) = {ours.accepted} 202s; {theirs.name} "
             f"{o_msgs} msgs, {o_beacons} beacons = {theirs.accepted} 200s")
 
 

@@ -5,7 +5,7 @@ see how the real CLI scales with worker processes. Unlike the paired legs this
 is a rate, not CPU per request, so the servers are not pinned: on this
 2-core machine the load generator and the broker share the cores with the
 workers, and a second worker can only use what they leave. Counts are exact:
-the topic holds one message per 202, per run.
+the topic holds one beacon per 202, per run.
 
     fields = workers_main(args, kafka)   # ["workers1_rps=...", "workers2_rps=...", "workers2_vs_1=..."]
 """
@@ -53,11 +53,11 @@ def one_run(kafka: str, workers: int, rnd: int, args: argparse.Namespace, keys: 
     finally:
         proc.terminate()
         proc.wait(30)
-    messages, _ = topic_counts(kafka, topic, otlp=False)
-    if messages != accepted or other:
-        raise RuntimeError(f"workers={workers}: {messages} messages for {accepted} 202s, {other} other")
+    messages, beacons = topic_counts(kafka, topic, otlp=False)
+    if beacons != accepted or other:
+        raise RuntimeError(f"workers={workers}: {beacons} beacons for {accepted} 202s, {other} other")
     print(f"round {rnd} workers={workers}: {res['rps']:.0f} requests/s; counts exact: "
-          f"{messages} msgs = {accepted} 202s")
+          f"{beacons} beacons ({messages} msgs) = {accepted} 202s")
     return float(res["rps"])
 
 
