@@ -244,25 +244,22 @@ class Stage1:
         maxima = s.maxima.get((region, kind))
         # Lateness and the collector's event-time bounds depend only on the
         # record (received_at), so replays agree.
-        added = s.panes.add(
-            beacon, region,
-            late_before=(received - self.lateness_s) // self.pane_s - 1,
-            oldest=received - self.max_event_age_s,
-            newest=received + self.max_future_s,
-            max_t=maxima[0] if maxima is not None else 0.0,
+        late_before = (received - self.lateness_s) // self.pane_s - 1
+        oldest, newest = received - self.max_event_age_s, received + self.max_future_s
+        n_events, n_ignored, n_late, n_future, n_old, max_t = s.panes.add(
+            beacon, region, late_before, oldest, newest, maxima[0] if maxima is not None else 0.0
         )
-        max_t = added.max_t
         if maxima is None:
             s.maxima[(region, kind)] = [max_t, received]
         else:
             maxima[0] = max_t
             if received > maxima[1]:
                 maxima[1] = received
-        counters.events += added.events
-        counters.ignored_events += added.ignored
-        counters.late_events += added.late
-        if added.future or added.old:
-            self._count_dropped(added.future, added.old)
+        counters.events += n_events
+        counters.ignored_events += n_ignored
+        counters.late_events += n_late
+        if n_future or n_old:
+            self._count_dropped(n_future, n_old)
         return True
 
     def _count_dropped(self, n_future: int, n_old: int) -> None:

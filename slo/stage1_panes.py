@@ -20,8 +20,9 @@ event                         counted as
 
 An error's class is :attr:`slo.beacon.Event.resolved_class`, so a record
 written before classes existed (``fatal`` only) counts as it always did.
-Events without a usable value (absent, negative, NaN) and unknown types or
-classes are *ignored* (counted, not aggregated).
+Events without a usable value (absent, negative, NaN; for ``stall`` and
+``playing`` also above the collector's cap, ``slo/limits.py``) and unknown
+types or classes are *ignored* (counted, not aggregated).
 
 The spec's dimension splits only the SLIs that opt in
 (:meth:`slo.model.Spec.splits`): their events go to the cell of the beacon's
@@ -46,10 +47,7 @@ from slo.model import Spec
 from slo.partial import Partial
 from slo.sketch import RELATIVE_ACCURACY, LogSketch
 
-# Latency SLIs in the order of Cell.values / Cell.late_values.
-_LATENCY = (c.SLI_TTFF, c.SLI_INTERACTION, c.SLI_LIVE_LATENCY)
-_TTFF, _INTER, _LIVE = range(3)
-# Which cell of a (base, dimension) pair each group of counters goes to.
+# Which cell of a pane's (base, dimension) pair each group of counters goes to.
 _BASE, _SPLIT = 0, 1
 
 CellKey = tuple[str, str, float, str]  # (region, kind, pane index, dim)
@@ -64,28 +62,34 @@ class Cell:
     """
 
     __slots__ = (
-        "business", "errors", "exits", "heartbeats", "late_outcomes", "late_rebuffering",
-        "late_values", "played_ms", "stall_ms", "stalls", "starts", "values", "warnings",
+        "business", "errors", "exits", "heartbeats", "interaction", "late_interaction", "late_live",
+        "late_outcomes", "late_rebuffering", "late_ttff", "live", "played_ms", "stall_ms", "stalls",
+        "starts", "ttff", "warnings",
     )
 
     def __init__(self) -> None:
-        self.values: tuple[list[float], list[float], list[float]] = ([], [], [])
-        self.late_values = [0, 0, 0]
+        self.ttff: list[float] = []
+        self.interaction: list[float] = []
+        self.live: list[float] = []
+        self.late_ttff = self.late_interaction = self.late_live = 0
         self.starts = self.errors = self.exits = self.warnings = self.business = 0
         self.late_outcomes = 0
         self.stalls = self.heartbeats = self.late_rebuffering = 0
         self.stall_ms = self.played_ms = 0.0
 
+    def latencies(self) -> tuple[tuple[str, list[float], int], ...]:
+        """(sli, values in ms, late count) of each latency SLI, in partial order."""
+        return (
+            (c.SLI_TTFF, self.ttff, self.late_ttff),
+            (c.SLI_INTERACTION, self.interaction, self.late_interaction),
+            (c.SLI_LIVE_LATENCY, self.live, self.late_live),
+        )
 
-class Added(NamedTuple):
-    """What :meth:`Panes.add` did with one beacon's events (for stage 1's counters)."""
 
-    events: int
-    ignored: int
-    late: int
-    future: int
-    old: int
-    max_t: float
+# What Panes.add did with one beacon's events, for stage 1's counters: events
+# counted, ignored, late, dropped in the future, dropped too old; and the newest
+# event time. A plain tuple: one per beacon, so a NamedTuple's cost shows.
+Added = tuple[int, int, int, int, int, float]
 
 
 class Meta(NamedTuple):
@@ -105,25 +109,9 @@ class Panes:
         self.pane_s = spec.pane_s
         self.edges = np.asarray(spec.histogram_buckets_s, dtype=np.float64)
         self.dimension = spec.dimension
-        groups = (*_LATENCY, c.SLI_ERRORS, c.SLI_REBUFFERING)
-        self._ttff, self._inter, self._live, self._outcomes, self._rebuffering = (
-            _SPLIT if spec.splits(sli) else _BASE for sli in groups
-        )
+        groups = (c.SLI_TTFF, c.SLI_INTERACTION, c.SLI_LIVE_LATENCY, c.SLI_ERRORS, c.SLI_REBUFFERING)
+        self._groups = tuple(_SPLIT if spec.splits(sli) else _BASE for sli in groups)
         self.cells: dict[CellKey, Cell] = {}
-
-    def dim_of(self, beacon: Beacon) -> str:
-        """The beacon's dimension value on the allow-list (``other`` otherwise), ``""`` without one.
-
-        Records on Kafka may come from anywhere: an unknown or missing value is
-        ``other`` here too, so the series count stays bounded.
-        """
-        return "" if self.dimension is None else self.dimension.map(beacon.dim)
-
-    def _cell(self, key: CellKey) -> Cell:
-        cell = self.cells.get(key)
-        if cell is None:
-            cell = self.cells[key] = Cell()
-        return cell
 
     def add(
         self, beacon: Beacon, region: str, late_before: float, oldest: float, newest: float, max_t: float
@@ -135,14 +123,23 @@ class Panes:
         ``max_t`` is the newest event time of the cut so far. All three bounds
         come from the beacon's ``received_at``, so replays agree.
         """
-        kind, dim, pane_s = beacon.kind, self.dim_of(beacon), self.pane_s
-        i_ttff, i_inter, i_live = self._ttff, self._inter, self._live
-        i_out, i_reb = self._outcomes, self._rebuffering
+        kind, pane_s, cells = beacon.kind, self.pane_s, self.cells
+        # Records on Kafka may come from anywhere: a value off the allow-list (or
+        # none) is `other` here too, so the series count stays bounded.
+        dim = "" if self.dimension is None else self.dimension.map(beacon.dim)
+        g_ttff, g_inter, g_live, g_out, g_reb = self._groups
+        # Hot loop (every event of every beacon): names bound to locals.
         first_frame, interaction, live_latency = c.EVENT_FIRST_FRAME, c.EVENT_INTERACTION, c.EVENT_LIVE_LATENCY
         error, exit_before_start, stall, playing = c.EVENT_ERROR, c.EVENT_EXIT_BEFORE_START, c.EVENT_STALL, c.EVENT_PLAYING
+        fatal, warning, business = c.ERROR_CLASS_FATAL, c.ERROR_CLASS_WARNING, c.ERROR_CLASS_BUSINESS
         n_events = n_ignored = n_late = n_future = n_old = 0
         last_pane = None
-        cells: tuple[Cell, Cell]  # (base, dimension) cells of the current pane, set at the first event
+        # The cells of the current pane, one per group (set at the first event).
+        ttff: Cell
+        inter: Cell
+        live: Cell
+        out: Cell
+        reb: Cell
         for ev in beacon.events:
             t = ev.t
             if t > newest:
@@ -154,66 +151,81 @@ class Panes:
             pane = t // pane_s
             if pane != last_pane:  # events of one beacon mostly share a pane: lookups per run
                 last_pane = pane
-                base = self._cell((region, kind, pane, ""))
-                cells = (base, self._cell((region, kind, pane, dim)) if dim else base)
+                base = cells.get((region, kind, pane, ""))
+                if base is None:
+                    base = cells[(region, kind, pane, "")] = Cell()
+                split = cells.get((region, kind, pane, dim)) if dim else base
+                if split is None:
+                    split = cells[(region, kind, pane, dim)] = Cell()
+                pair = (base, split)
+                ttff, inter, live, out, reb = pair[g_ttff], pair[g_inter], pair[g_live], pair[g_out], pair[g_reb]
             late = pane <= late_before
             etype = ev.type
-            value = -1.0 if ev.value_ms is None else ev.value_ms  # usable when >= 0 (NaN is not)
-            if etype == first_frame:
-                out = cells[i_out]
-                out.starts += 1
-                if value >= 0.0:
-                    cell = cells[i_ttff]
-                    cell.values[_TTFF].append(value)
-                    cell.late_values[_TTFF] += late
-                else:  # an attempt without a usable latency
-                    out.late_outcomes += late
-            elif etype in (interaction, live_latency):
+            v = ev.value_ms
+            value = -1.0 if v is None else v  # usable when >= 0 (NaN is not)
+            if etype == interaction:
                 if not value >= 0.0:
                     n_ignored += 1
                     continue
-                slot, cell = (_INTER, cells[i_inter]) if etype == interaction else (_LIVE, cells[i_live])
-                cell.values[slot].append(value)
-                cell.late_values[slot] += late
+                inter.interaction.append(value)
+                if late:
+                    inter.late_interaction += 1
+            elif etype == first_frame:
+                out.starts += 1
+                if value >= 0.0:
+                    ttff.ttff.append(value)
+                    if late:
+                        ttff.late_ttff += 1
+                else:  # an attempt without a usable latency
+                    if late:
+                        out.late_outcomes += 1
             elif etype == error:
-                out = cells[i_out]
-                error_class = ev.resolved_class
-                if error_class == c.ERROR_CLASS_FATAL:
+                error_class = ev.error_class or (fatal if ev.fatal else warning)  # Event.resolved_class
+                if error_class == fatal:
                     out.errors += 1
-                elif error_class == c.ERROR_CLASS_WARNING:
+                elif error_class == warning:
                     out.warnings += 1
-                elif error_class == c.ERROR_CLASS_BUSINESS:
+                elif error_class == business:
                     out.business += 1
                 else:
                     n_ignored += 1
                     continue
-                out.late_outcomes += late
+                if late:
+                    out.late_outcomes += 1
             elif etype == exit_before_start:
-                out = cells[i_out]
                 out.exits += 1
-                out.late_outcomes += late
-            elif etype in (stall, playing):
+                if late:
+                    out.late_outcomes += 1
+            elif etype == live_latency:
+                if not value >= 0.0:
+                    n_ignored += 1
+                    continue
+                live.live.append(value)
+                if late:
+                    live.late_live += 1
+            elif etype == stall or etype == playing:  # noqa: SIM109  # two compares beat a tuple per event
                 # Sums take values up to the collector's cap only: one absurd
                 # duration read from Kafka would otherwise own the ratio for good.
                 if not 0.0 <= value <= MAX_VALUE_MS:
                     n_ignored += 1
                     continue
-                reb = cells[i_reb]
                 if etype == stall:
                     reb.stalls += 1
                     reb.stall_ms += value
                 else:
                     reb.heartbeats += 1
                     reb.played_ms += value
-                reb.late_rebuffering += late
+                if late:
+                    reb.late_rebuffering += 1
             else:
                 n_ignored += 1
                 continue
             n_events += 1
-            n_late += late
+            if late:
+                n_late += 1
             if t > max_t:
                 max_t = t
-        return Added(n_events, n_ignored, n_late, n_future, n_old, max_t)
+        return n_events, n_ignored, n_late, n_future, n_old, max_t
 
     # -- output --------------------------------------------------------------------
 
@@ -234,7 +246,7 @@ class Panes:
         )
         out = [
             structs.replace(head, sli=sli, **self._latency(values, late))
-            for sli, values, late in zip(_LATENCY, cell.values, cell.late_values, strict=True)
+            for sli, values, late in cell.latencies()
             if values
         ]
         attempts = cell.starts + cell.errors + cell.exits
