@@ -80,7 +80,7 @@ def build_app(
     registry = registry if registry is not None else CollectorRegistry()
     engine = Engine(spec, flush_interval_s=flush_interval_s)
     config = CollectorConfig(regions=tuple(spec.regions), keys=keys, require_key=bool(keys),
-                             cors_origins=tuple(cors_origins))
+                             cors_origins=tuple(cors_origins), dimension=spec.dimension)
     recorder = RecordingSink(engine.sink, record) if record else None
     app = create_app(config, InProcessExporter(recorder or engine.sink), registry)
     if not keys:
@@ -103,7 +103,7 @@ def build_app(
         async def send(beacon: dict[str, Any]) -> int:
             return (await client.post(INGEST_PATH, json=beacon, headers=demo_headers)).status_code
 
-        traffic = DemoTraffic(spec.regions, send, beacons_per_s=demo_beacons_per_s)
+        traffic = DemoTraffic(spec.regions, send, beacons_per_s=demo_beacons_per_s, dimension=spec.dimension)
         for region in incidents:
             traffic.set_incident(region, True)
         engine.incidents = lambda: traffic.incidents if traffic else set()

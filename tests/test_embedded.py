@@ -248,7 +248,7 @@ async def test_demo_incident_trips_the_burn_tier_and_the_trigger_of_a_short_wind
 
 @pytest.mark.parametrize(("incident", "check"), [(False, "healthy"), (True, "incident")],
                          ids=["healthy demo traffic meets every objective of the default spec",
-                              "incident traffic is bad against the p95 and p99 thresholds"])
+                              "incident traffic is bad against the p95 and p99 thresholds and burns the ratios"])
 def test_demo_traffic_model(incident: bool, check: str) -> None:
     import numpy as np
 
@@ -263,9 +263,14 @@ def test_demo_traffic_model(incident: bool, check: str) -> None:
         beacons = [demo.beacon(region, T0) for _ in range(4000)]
         events = [e for b in beacons for e in b["events"]]
         assert max(e["ts"] for e in events) <= T0  # every event happened before sent_at
-        starts = [e for e in events if e["type"] == c.EVENT_FIRST_FRAME or e.get("fatal")]
-        fatal = sum(bool(e.get("fatal")) for e in starts) / len(starts)
-        for sli, kind in ((c.SLI_TTFF, c.EVENT_FIRST_FRAME), (c.SLI_INTERACTION, c.EVENT_INTERACTION)):
+        attempts = [e for e in events if e["type"] in (c.EVENT_FIRST_FRAME, c.EVENT_EXIT_BEFORE_START) or e.get("fatal")]
+        fatal = sum(bool(e.get("fatal")) for e in attempts) / len(attempts)
+        exits = sum(e["type"] == c.EVENT_EXIT_BEFORE_START for e in attempts) / len(attempts)
+        stalled = sum(e["value_ms"] for e in events if e["type"] == c.EVENT_STALL)
+        rebuffering = stalled / (stalled + sum(e["value_ms"] for e in events if e["type"] == c.EVENT_PLAYING))
+        assert any(e.get("class") == c.ERROR_CLASS_BUSINESS for e in events)
+        for sli, kind in ((c.SLI_TTFF, c.EVENT_FIRST_FRAME), (c.SLI_INTERACTION, c.EVENT_INTERACTION),
+                          (c.SLI_LIVE_LATENCY, c.EVENT_LIVE_LATENCY)):
             values = np.array([e["value_ms"] for e in events if e["type"] == kind]) / 1000.0
             for slo in (s for s in SPEC.slos if s.sli == sli):
                 assert slo.threshold_s is not None
@@ -274,8 +279,9 @@ def test_demo_traffic_model(incident: bool, check: str) -> None:
                     assert bad < slo.budget / 2, (region, slo.name, bad)  # burns at under 0.5x
                 elif slo.quantile and slo.quantile >= 0.95:
                     assert bad > 0.95, (region, slo.name, bad)
-        errors = SPEC.slo("errors").budget
-        assert (fatal < errors / 2) if check == "healthy" else (fatal > 3 * errors), fatal
+        for ratio, slo_name in ((fatal, "errors"), (exits, "exits_before_start"), (rebuffering, "rebuffering")):
+            budget = SPEC.slo(slo_name).budget
+            assert (ratio < budget / 2) if check == "healthy" else (ratio > 3 * budget), (region, slo_name, ratio)
 
 
 # --- ingest keys of `streamslo run` ---------------------------------------------------
@@ -340,7 +346,7 @@ def test_streamslo_run_refuses_unusable_keys(tmp_path: Path) -> None:
     assert "shorter than 8 characters" in proc.stderr
 
 
-async def test_an_exit_before_start_is_accepted_and_counted_never_as_an_error_or_attempt() -> None:
+async def test_an_exit_before_start_is_accepted_and_counted_as_an_attempt_never_as_an_error() -> None:
     from streamslo.embedded import build_app
 
     app, _ = build_app(SPEC, flush_interval_s=0.05)
@@ -357,5 +363,6 @@ async def test_an_exit_before_start_is_accepted_and_counted_never_as_an_error_or
                 break
             await asyncio.sleep(0.05)
     assert sample(text, c.METRIC_COLLECTOR_EVENTS, outcome=c.OUTCOME_ACCEPTED) == 2
-    assert sample(text, c.METRIC_ATTEMPTS, region="eu-west-1", kind=c.KIND_RUM) == 1  # the first frame only
+    assert sample(text, c.METRIC_ATTEMPTS, region="eu-west-1", kind=c.KIND_RUM) == 2  # the first frame and the exit
+    assert sample(text, c.METRIC_EXITS_BEFORE_START, region="eu-west-1", kind=c.KIND_RUM) == 1
     assert sample(text, c.METRIC_ERRORS, region="eu-west-1", kind=c.KIND_RUM) == 0
