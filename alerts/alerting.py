@@ -9,6 +9,10 @@ routes on), ``summary``, ``description`` and a ``runbook_url`` into
 ``docs/runbooks.md``. Burn alerts also carry ``tier`` and ``slo`` so
 Alertmanager can let a page inhibit the ticket of the same SLO and region.
 
+A burn alert's severity is its tier's, capped by the SLO's ``max_severity``
+(``SLO.severity_of``): an SLO with ``max_severity: ticket`` never pages, its
+page tiers alert as tickets and say so in a ``severity_capped`` annotation.
+
 Each tier gets its own alert name (``StreamSLOErrorBudgetBurnFast``): a page
 and a ticket for the same SLO are different alerts, and promtool tests can
 check one tier without predicting the others.
@@ -190,6 +194,11 @@ def burn_rule(spec: Spec, slo: SLO, resolved: ResolvedTier, runbook_base: str) -
         ),
         "runbook_url": runbook_url(runbook_base, c.ALERT_BURN_RATE),
     }
+    if slo.severity_of(tier) != tier.severity:
+        annotations["severity_capped"] = (
+            f"the {tier.name} tier is a {tier.severity}; {slo.name} sets max_severity: "
+            f"{slo.max_severity}, so it alerts as a {slo.severity_of(tier)}"
+        )
     if resolved.adapted:
         annotations["factor_adapted"] = (
             f"tier factor {tier.factor:g}x can never fire for a {slo.budget:.4g} budget "
@@ -198,7 +207,7 @@ def burn_rule(spec: Spec, slo: SLO, resolved: ResolvedTier, runbook_base: str) -
     rule: Rule = {"alert": burn_alert_name(tier), "expr": _burn_expr(spec, slo, resolved)}
     if tier.for_s > 0:
         rule["for"] = format_duration(tier.for_s)
-    rule["labels"] = {c.LABEL_SEVERITY: tier.severity, c.LABEL_TIER: tier.name} | slo_labels(slo)
+    rule["labels"] = {c.LABEL_SEVERITY: slo.severity_of(tier), c.LABEL_TIER: tier.name} | slo_labels(slo)
     rule["annotations"] = annotations
     return rule
 
@@ -226,8 +235,10 @@ def trigger_severity(trigger: Trigger) -> str:
 
 
 def describe_condition(cond: Condition) -> str:
-    if cond.sli == c.SLI_ERRORS:
-        return f"error ratio > {cond.above_ratio:.4g}"
+    """One clause in words: ``error ratio > 0.01``, ``rebuffering ratio > 0.02``, ``ttff p95 > 200 ms``."""
+    if cond.above_ratio is not None:
+        what = "error" if cond.sli == c.SLI_ERRORS else cond.sli.replace("_", " ")
+        return f"{what} ratio > {cond.above_ratio:.4g}"
     assert cond.quantile is not None and cond.above_s is not None
     return f"{cond.sli} p{cond.quantile * 100:g} > {cond.above_s * 1000:g} ms"
 

@@ -38,7 +38,11 @@ def _minutes(seconds: float | None) -> str:
 
 
 def markdown_table(spec: Spec, bad: float = 1.0) -> str:
-    """Detection time per SLO and tier when ``bad`` of the events turn bad."""
+    """Detection time per SLO and tier when ``bad`` of the events turn bad.
+
+    A cell whose alert is not of its column's severity (the SLO's
+    ``max_severity`` caps it) names the severity it has: ``8.64 min (ticket)``.
+    """
     heads = [
         f"{t.name} {t.factor:g}x/{format_duration(t.long_s)} ({t.severity})" for t in spec.tiers
     ]
@@ -52,6 +56,8 @@ def markdown_table(spec: Spec, bad: float = 1.0) -> str:
             cell = _minutes(detection_s(resolved, slo, bad))
             if resolved.adapted:
                 cell += f" (adapted to {resolved.factor:g}x)"
+            if slo.severity_of(resolved.tier) != resolved.tier.severity:
+                cell += f" ({slo.severity_of(resolved.tier)})"
             cells.append(cell)
         lines.append(f"| {slo.name} ({slo.budget:.3g}) | {slo.max_burn_rate:.3g}x | {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"

@@ -58,15 +58,6 @@ def _interval() -> str:
     return format_duration(INTERVAL_S)
 
 
-def _bad_increase(slo: SLO, kind: str, window: str) -> str:
-    total = promql.sum_by((c.LABEL_REGION,), promql.increase(promql.total_events(slo, kind), window))
-    if not slo.is_latency:
-        errors = promql.selector(c.METRIC_ERRORS, **{c.LABEL_KIND: kind})
-        return promql.sum_by((c.LABEL_REGION,), promql.increase(errors, window))
-    good = promql.sum_by((c.LABEL_REGION,), promql.increase(promql.good_bucket(slo, kind), window))
-    return f"(\n  {total}\n  -\n  {good}\n)"
-
-
 def bad_record() -> str:
     return f"{c.RECORD_BAD_INCREASE_PREFIX}{_interval()}"
 
@@ -85,8 +76,9 @@ def counts_group(spec: Spec, labels_of: dict[str, dict[str, str]]) -> Group:
     kind, window = spec.evaluate_kind, _interval()
     rules = []
     for slo in sorted(spec.slos, key=lambda s: s.name):
-        total = promql.sum_by((c.LABEL_REGION,), promql.increase(promql.total_events(slo, kind), window))
-        rules.append({"record": bad_record(), "expr": _bad_increase(slo, kind, window), "labels": labels_of[slo.name]})
+        bad = promql.sli_bad(slo, promql.increase, window, kind)
+        total = promql.sli_total(slo.sli, promql.increase, window, kind)
+        rules.append({"record": bad_record(), "expr": bad, "labels": labels_of[slo.name]})
         rules.append({"record": total_record(), "expr": total, "labels": labels_of[slo.name]})
     return {"name": c.GROUP_SLI_COUNTS, "interval": _interval(), "rules": rules}
 

@@ -1,7 +1,8 @@
 """Shared pieces of the generated promtool tests: series notation, expected alerts, group order.
 
 Use :func:`ramp` to write a counter in promtool's expanding notation,
-:func:`sli_series` for the counters of one SLO in one region, and
+:func:`sli_series` for the counters of one SLO in one region (:func:`ratio_series`
+for a ratio SLI without an SLO, as a trigger clause names it), and
 :func:`expected` for an alert as promtool compares it (labels and rendered
 annotations).
 
@@ -18,7 +19,7 @@ from slo import conventions as c
 from slo import promql
 from slo.model import SLO
 
-__all__ = ["GROUP_ORDER", "Series", "TestGroup", "expected", "num", "ramp", "series", "sli_series"]
+__all__ = ["GROUP_ORDER", "Series", "TestGroup", "expected", "num", "ramp", "ratio_series", "series", "sli_series"]
 
 # promtool evaluates groups in name order unless told; records must come
 # first so an alert sees the records of the same evaluation, as the tier
@@ -67,18 +68,33 @@ def series(metric: str, labels: dict[str, str], values: str) -> Series:
 
 def sli_series(slo: SLO, kind: str, region: str, n: float, ratio: float, before: int, after: int) -> list[Series]:
     """Counters for one region: ``n`` events per sample, all good for ``before`` samples, then ``ratio`` bad."""
-    base = {c.LABEL_REGION: region, c.LABEL_KIND: kind}
-    if slo.is_latency:
-        assert slo.threshold_s is not None
-        labels = base | {c.LABEL_SLI: slo.sli}
-        good = ramp([(n, before), (n * (1 - ratio), after)])
-        return [
-            series(c.METRIC_LATENCY_COUNT, labels, ramp([(n, before + after)])),
-            series(c.METRIC_LATENCY_BUCKET, labels | {c.LABEL_LE: promql.le_label(slo.threshold_s)}, good),
-        ]
+    if slo.kind != c.SLI_KIND_LATENCY:
+        return ratio_series(slo.sli, kind, region, n, ratio, before, after)
+    assert slo.threshold_s is not None
+    labels = {c.LABEL_REGION: region, c.LABEL_KIND: kind, c.LABEL_SLI: slo.sli}
+    good = ramp([(n, before), (n * (1 - ratio), after)])
     return [
-        series(c.METRIC_ATTEMPTS, base, ramp([(n, before + after)])),
-        series(c.METRIC_ERRORS, base, ramp([(0, before), (n * ratio, after)])),
+        series(c.METRIC_LATENCY_COUNT, labels, ramp([(n, before + after)])),
+        series(c.METRIC_LATENCY_BUCKET, labels | {c.LABEL_LE: promql.le_label(slo.threshold_s)}, good),
+    ]
+
+
+def ratio_series(sli: str, kind: str, region: str, n: float, ratio: float, before: int, after: int) -> list[Series]:
+    """The counters of a ratio or time-ratio SLI (``promql.RATIO_COUNTERS``): ``n`` per sample, then ``ratio`` bad.
+
+    The total's other counter carries the rest: every attempt for a ratio SLI
+    (attempts = n), the played seconds for rebuffering (played = n - stall).
+    """
+    (bad_metric,), total_metrics = promql.RATIO_COUNTERS[sli]
+    (rest_metric,) = (m for m in total_metrics if m != bad_metric)
+    if bad_metric in total_metrics:
+        rest = ramp([(n, before), (n * (1 - ratio), after)])
+    else:
+        rest = ramp([(n, before + after)])
+    labels = {c.LABEL_REGION: region, c.LABEL_KIND: kind}
+    return [
+        series(rest_metric, labels, rest),
+        series(bad_metric, labels, ramp([(0, before), (n * ratio, after)])),
     ]
 
 

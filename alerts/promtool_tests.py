@@ -14,8 +14,12 @@ rules *.test.yml`` (next to ``rules.yml``) then checks, with synthetic series:
   silent;
 - **operational triggers** (``rules.test.yml``), one group each: region ``incident`` holds the
   condition and fires after ``for:``; ``brief`` holds it for half of ``for:``
-  and stays silent; ``quiet`` holds it below the min-events guard; for a
-  trigger with an error-ratio clause, region ``errors`` fires on that clause;
+  and stays silent; ``quiet`` holds it below the min-events guard; each
+  ratio clause (``above_ratio``) fires in a region named after its SLI
+  (``errors``, ``rebuffering``) on its own;
+- **recorded ratios** (``rules.records.test.yml``), one group per SLO: with a
+  known fraction of bad events, its shortest error-ratio record and its
+  low-traffic event count are exact (:func:`record_test`);
 - **pipeline health** (``rules.pipeline.test.yml``): ``alerts/promtool_pipeline.py``.
 
 Everything is computed from the spec and the same rule builders that write
@@ -33,7 +37,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from alerts import alerting, long_windows, promtool_pipeline
+from alerts import alerting, long_windows, promtool_pipeline, recording
 from alerts import promtool_series as ps
 from slo import conventions as c
 from slo import promql
@@ -43,8 +47,12 @@ from slo.model import SLO, Condition, ResolvedTier, Spec, Tier, Trigger
 
 __all__ = [
     "FIRE_MARGIN",
+    "RECORD_EVENTS",
+    "RECORD_RATIO",
     "REGIONS",
     "burn_test",
+    "record_test",
+    "records_step",
     "test_files",
     "tested_slos",
     "tier_step",
@@ -53,7 +61,10 @@ __all__ = [
 ]
 
 # Synthetic region names used by the tests (never real regions).
-REGIONS = {"incident": "incident", "below": "below", "quiet": "quiet", "brief": "brief", "errors": "errors"}
+# A trigger's ratio clauses fire in regions named after their SLI.
+REGIONS = {
+    "incident": "incident", "below": "below", "quiet": "quiet", "brief": "brief", "exact": "exact",
+}
 # Error ratio of the firing region, as a multiple of the tier threshold ratio.
 FIRE_MARGIN = 1.1
 # Error ratio of the silent region, as a multiple of the tier threshold ratio.
@@ -88,18 +99,19 @@ def trigger_step(spec: Spec) -> int:
 
 
 def tested_slos(spec: Spec, tier_index: int) -> list[SLO]:
-    """The SLOs a tier is tested on: one latency SLO and one error SLO.
+    """The SLOs a tier is tested on: one latency SLO and every ratio or time-ratio SLO.
 
-    Adapted tiers are preferred (their promtool test proves the adapted factor
-    fires). Testing every SLO would cost promtool seconds per SLO for no new
-    evidence: SLOs of one shape share the expression builder and differ only
-    in threshold and budget, which the golden files pin.
+    An adapted latency SLO is preferred (its promtool test proves the adapted
+    factor fires). Testing every latency SLO would cost promtool seconds per
+    SLO for no new evidence: they share the expression builder and differ only
+    in threshold and budget, which the golden files pin. Each ratio SLO reads
+    counters of its own (errors, exits before start, stall and played
+    seconds), so each is tested.
     """
-    chosen: list[SLO] = []
-    for latency in (True, False):
-        shape = [s for s in sorted(spec.slos, key=lambda s: s.name) if s.is_latency is latency]
-        adapted = [s for s in shape if spec.resolved_tiers(s)[tier_index].adapted]
-        chosen += (adapted or shape)[:1]
+    ordered = sorted(spec.slos, key=lambda s: s.name)
+    latency = [s for s in ordered if s.kind == c.SLI_KIND_LATENCY]
+    adapted = [s for s in latency if spec.resolved_tiers(s)[tier_index].adapted]
+    chosen = (adapted or latency)[:1] + [s for s in ordered if s.kind != c.SLI_KIND_LATENCY]
     return sorted(chosen, key=lambda s: s.name)
 
 
@@ -190,8 +202,8 @@ def trigger_test(spec: Spec, trigger: Trigger, step: int, runbook_base: str) -> 
     kind = spec.evaluate_kind
     series: list[ps.Series] = []
     expected = []
-    latency = [cond for cond in trigger.conditions if cond.sli != c.SLI_ERRORS]
-    errors = [cond for cond in trigger.conditions if cond.sli == c.SLI_ERRORS]
+    latency = [cond for cond in trigger.conditions if cond.above_ratio is None]
+    ratios = [cond for cond in trigger.conditions if cond.above_ratio is not None]
     if latency:
         cond = latency[0]
         assert cond.above_s is not None
@@ -209,14 +221,12 @@ def trigger_test(spec: Spec, trigger: Trigger, step: int, runbook_base: str) -> 
             labels = {c.LABEL_REGION: region, c.LABEL_KIND: kind, c.LABEL_SLI: cond.sli}
             series.append(ps.series(c.METRIC_LATENCY_COUNT, labels, ps.ramp([(rate, before + after)])))
         expected.append(ps.expected(rule, {c.LABEL_REGION: REGIONS["incident"]}))
-    if errors:
-        cond = errors[0]
+    for cond in ratios:
+        # A region per ratio clause, named after its SLI: each clause fires on its own.
         assert cond.above_ratio is not None
         ratio = min(1.0, 5 * cond.above_ratio)
-        labels = {c.LABEL_REGION: REGIONS["errors"], c.LABEL_KIND: kind}
-        series.append(ps.series(c.METRIC_ATTEMPTS, labels, ps.ramp([(n, before + after)])))
-        series.append(ps.series(c.METRIC_ERRORS, labels, ps.ramp([(0, before), (n * ratio, after)])))
-        expected.append(ps.expected(rule, {c.LABEL_REGION: REGIONS["errors"]}))
+        series += ps.ratio_series(cond.sli, kind, cond.sli, n, ratio, before, after)
+        expected.append(ps.expected(rule, {c.LABEL_REGION: cond.sli}))
     expected.sort(key=lambda e: e["exp_labels"][c.LABEL_REGION])
     return {
         "name": (
@@ -232,10 +242,71 @@ def trigger_test(spec: Spec, trigger: Trigger, step: int, runbook_base: str) -> 
     }
 
 
+# --- recorded SLI ratios and event counts --------------------------------------------
+
+# The bad fraction of the records test's series, and its events per sample.
+RECORD_RATIO = 0.25
+RECORD_EVENTS = 100
+
+
+def records_step(spec: Spec) -> int:
+    """Evaluation interval for the records test: about half the shortest window, dividing it.
+
+    A rate over the shortest window then sees three samples (two where ranges
+    are open on the left, as from Prometheus 3).
+    """
+    window = int(min(spec.alert_windows_s))
+    return next(step for step in range(max(1, window // 2), 0, -1) if window % step == 0)
+
+
+def record_test(spec: Spec, slo: SLO, step: int) -> ps.TestGroup:
+    """One promtool test group: ``slo``'s shortest error-ratio record and its guard's event count are exact.
+
+    The series run at :data:`RECORD_RATIO` bad from the start, :data:`RECORD_EVENTS`
+    events per sample: the ratio record must be exactly that fraction (a rule
+    reading the wrong counter, bucket or formula, e.g. stall / played for
+    rebuffering, gives another number), and the event count of the shortest
+    raw long window must be every event of the window (what
+    ``low_traffic_min_events`` counts: seconds watched for rebuffering).
+    """
+    window_s = min(spec.alert_windows_s)
+    raw_long = [w for w in recording.long_windows(spec) if not long_windows.is_counted(w)]
+    horizon = max([window_s, *raw_long[:1]])
+    eval_n = int(horizon) // step + 2
+    region = REGIONS["exact"]
+    series = ps.sli_series(slo, spec.evaluate_kind, region, RECORD_EVENTS, RECORD_RATIO, 0, eval_n + 1)
+    checks = []
+
+    def check(record: str, window: str, value: float, scale: float = 1.0) -> dict[str, Any]:
+        labels = recording.slo_labels(slo, window) | {c.LABEL_REGION: region}
+        scaled = f"{ps.num(scale)} * " if scale != 1 else ""
+        return {
+            "expr": f"round({scaled}{promql.selector(record, **{c.LABEL_SLO: slo.name})})",
+            "eval_time": format_duration(eval_n * step),
+            "exp_samples": [{"labels": promql.selector("", **labels), "value": round(value, 9)}],
+        }
+
+    window = format_duration(window_s)
+    checks.append(check(c.sli_error_record(window), window, 1000 * RECORD_RATIO, scale=1000))
+    for long_s in raw_long[:1]:
+        long_w = format_duration(long_s)
+        checks.append(check(c.events_record(long_w), long_w, RECORD_EVENTS * long_s / step))
+    return {
+        "name": (
+            f"{slo.name}: the {window} error ratio is exactly {RECORD_RATIO:g} when {RECORD_RATIO:g} "
+            f"of its events are bad, and the guard counts every event"
+        ),
+        "interval": format_duration(step),
+        "input_series": series,
+        "promql_expr_test": checks,
+    }
+
+
 def test_files(spec: Spec, rules_file: str, runbook_base: str) -> dict[str, dict[str, Any]]:
     """Every promtool test document for ``spec``, by file name.
 
     ``rules.test.yml`` holds the operational-trigger tests,
+    ``rules.records.test.yml`` the exact recorded ratios,
     ``rules.pipeline.test.yml`` the pipeline-health ones;
     ``rules.tier-<name>.test.yml`` one file per burn tier, each at its own
     evaluation step (a 3d tier evaluated every minute would take promtool
@@ -248,6 +319,13 @@ def test_files(spec: Spec, rules_file: str, runbook_base: str) -> dict[str, dict
         "evaluation_interval": format_duration(step),
         "group_eval_order": ps.GROUP_ORDER,
         "tests": [trigger_test(spec, t, step, runbook_base) for t in sorted(spec.triggers, key=lambda t: t.name)],
+    }
+    records = records_step(spec)
+    files["rules.records.test.yml"] = {
+        "rule_files": [rules_file],
+        "evaluation_interval": format_duration(records),
+        "group_eval_order": ps.GROUP_ORDER,
+        "tests": [record_test(spec, slo, records) for slo in sorted(spec.slos, key=lambda s: s.name)],
     }
     files["rules.pipeline.test.yml"] = {
         "rule_files": [rules_file],

@@ -5,7 +5,8 @@ group of ``rules.yml``. Per trigger with an ``hpa`` target, two records per
 region:
 
 - ``streamslo:trigger_ratio:max{trigger}``: the trigger's worst clause as a ratio to
-  its limit over the trigger's window (p95 of 1m / 200 ms; error ratio / 1 %);
+  its limit over the trigger's window (p95 of 1m / 200 ms; error ratio / 1 %,
+  or any ratio SLI's ratio / its ``above_ratio``);
   1.0 is the limit. A clause without ``min_events`` events is left out, so a
   region without enough data has no series at all (the HPA then holds);
 - ``streamslo:trigger_ratio:held<for>{trigger}``: ``min_over_time`` of the above over
@@ -55,9 +56,8 @@ def clause_expr(spec: Spec, trigger: Trigger, cond: Condition, op: str) -> str:
     """
     window = format_duration(trigger.window_s)
     kind = spec.evaluate_kind
-    if cond.sli == c.SLI_ERRORS:
-        assert cond.above_ratio is not None
-        expr = f"(\n{promql.error_ratio(window, kind)}\n) {op} {promql.fmt_number(cond.above_ratio)}"
+    if cond.above_ratio is not None:
+        expr = f"(\n{promql.sli_ratio(cond.sli, window, kind)}\n) {op} {promql.fmt_number(cond.above_ratio)}"
     else:
         assert cond.quantile is not None and cond.above_s is not None
         gauge = promql.quantile_gauge(cond.sli, cond.quantile, window, kind)

@@ -2,7 +2,12 @@ r"""The one small PromQL builder that recording rules, alerts and dashboards sha
 
 Use these functions instead of writing PromQL by hand, so a metric or label
 rename in ``slo/conventions.py`` reaches every rule and panel, and the SLI
-maths (bad = total - good-bucket) lives in exactly one place.
+maths lives in exactly one place: per SLI kind (``slo.model.sli_kind``),
+:func:`sli_bad` and :func:`sli_total` are the bad and all events:
+
+- latency: bad = histogram count - bucket at the threshold, total = count;
+- ratio: bad = fatal errors or exits before start, total = playback attempts;
+- time ratio (rebuffering): bad = stall seconds, total = stall + played seconds.
 
 >>> selector("streamslo_playback_errors_total", kind="rum", region="eu-west-1")
 'streamslo_playback_errors_total{kind="rum",region="eu-west-1"}'
@@ -17,18 +22,19 @@ Everything here is plain strings: no Prometheus types, no I/O.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from slo import conventions as c
-from slo.model import SLO
+from slo.model import SLO, sli_kind
 
 __all__ = [
+    "RATIO_COUNTERS",
+    "REGION_ONLY",
+    "RangeFn",
     "and_on",
-    "bad_events_rate",
-    "error_ratio",
     "events_in_window",
     "fmt_number",
     "good_bucket",
-    "good_events_rate",
     "increase",
     "le_label",
     "le_pattern",
@@ -39,10 +45,11 @@ __all__ = [
     "region_selector",
     "selector",
     "selector_re",
+    "sli_bad",
     "sli_error_ratio",
+    "sli_ratio",
+    "sli_total",
     "sum_by",
-    "total_events",
-    "total_events_rate",
 ]
 
 
@@ -135,77 +142,118 @@ def and_on(left: str, right: str, labels: tuple[str, ...]) -> str:
     return f"({left})\nand on ({', '.join(labels)})\n({right})"
 
 
-def _latency_labels(slo: SLO, kind: str) -> dict[str, str]:
-    return {c.LABEL_SLI: slo.sli, c.LABEL_KIND: kind}
+RangeFn = Callable[[str, str], str]
+
+# The counters of every ratio and time-ratio SLI: (bad, total), each side the
+# sum of its counters. A latency SLI has none here: its total is its histogram
+# count and its bad events are that count minus the bucket at the threshold.
+RATIO_COUNTERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    c.SLI_ERRORS: ((c.METRIC_ERRORS,), (c.METRIC_ATTEMPTS,)),
+    c.SLI_EXITS_BEFORE_START: ((c.METRIC_EXITS_BEFORE_START,), (c.METRIC_ATTEMPTS,)),
+    c.SLI_REBUFFERING: ((c.METRIC_REBUFFER_SECONDS,), (c.METRIC_REBUFFER_SECONDS, c.METRIC_PLAYED_SECONDS)),
+}
+
+REGION_ONLY = (c.LABEL_REGION,)
 
 
-def total_events_rate(slo: SLO, window: str, kind: str, extra: dict[str, str] | None = None) -> str:
-    """Per-region rate of all events an SLO counts (latency events or playback attempts)."""
-    extra = extra or {}
-    if slo.is_latency:
-        series = selector(c.METRIC_LATENCY_COUNT, **_latency_labels(slo, kind), **extra)
-    else:
-        series = selector(c.METRIC_ATTEMPTS, **{c.LABEL_KIND: kind}, **extra)
-    return sum_by((c.LABEL_REGION,), rate(series, window))
+def _read(metric: str, labels: dict[str, str], region_re: str) -> str:
+    """A selector, restricted to regions matching ``region_re`` when it is set (dashboards: ``$region``)."""
+    return selector_re(metric, labels, {c.LABEL_REGION: region_re} if region_re else {})
 
 
-def good_events_rate(slo: SLO, window: str, kind: str) -> str:
-    """Per-region rate of good latency events: the histogram bucket at the threshold."""
-    if slo.threshold_s is None:
-        raise ValueError(f"SLO {slo.name!r} has no latency threshold")
-    return sum_by((c.LABEL_REGION,), rate(good_bucket(slo, kind), window))
+def _summed(
+    metrics: tuple[str, ...], labels: dict[str, str], fn: RangeFn, window: str, by: tuple[str, ...], region_re: str
+) -> str:
+    """``sum by (by) (fn(m[window]))`` for one counter; the parenthesised sum of those for several."""
+    parts = [sum_by(by, fn(_read(m, labels, region_re), window)) for m in metrics]
+    if len(parts) == 1:
+        return parts[0]
+    return "(\n  " + "\n  +\n  ".join(parts) + "\n)"
 
 
-def good_bucket(slo: SLO, kind: str) -> str:
+def _latency_labels(sli: str, kind: str) -> dict[str, str]:
+    return {c.LABEL_SLI: sli, c.LABEL_KIND: kind}
+
+
+def sli_total(
+    sli: str, fn: RangeFn, window: str, kind: str, by: tuple[str, ...] = REGION_ONLY, region_re: str = ""
+) -> str:
+    """All events of ``sli`` over ``window`` (``fn`` is :func:`rate` or :func:`increase`), summed by ``by``.
+
+    Latency SLIs count histogram observations, ratio SLIs playback attempts,
+    rebuffering the seconds watched (stall + played).
+
+    >>> print(sli_total("rebuffering", increase, "1h", "rum"))
+    (
+      sum by (region) (increase(streamslo_rebuffer_seconds_total{kind="rum"}[1h]))
+      +
+      sum by (region) (increase(streamslo_played_seconds_total{kind="rum"}[1h]))
+    )
+    """
+    if sli_kind(sli) == c.SLI_KIND_LATENCY:
+        return _summed((c.METRIC_LATENCY_COUNT,), _latency_labels(sli, kind), fn, window, by, region_re)
+    return _summed(RATIO_COUNTERS[sli][1], {c.LABEL_KIND: kind}, fn, window, by, region_re)
+
+
+def sli_bad(
+    slo: SLO, fn: RangeFn, window: str, kind: str, by: tuple[str, ...] = REGION_ONLY, region_re: str = ""
+) -> str:
+    """Bad events of ``slo`` over ``window``, summed by ``by``: count - good bucket, or the bad counter.
+
+    >>> print(sli_bad(SLO("rebuffering", "rebuffering", 0.005), rate, "5m", "rum"))
+    sum by (region) (rate(streamslo_rebuffer_seconds_total{kind="rum"}[5m]))
+    """
+    if slo.kind != c.SLI_KIND_LATENCY:
+        return _summed(RATIO_COUNTERS[slo.sli][0], {c.LABEL_KIND: kind}, fn, window, by, region_re)
+    total = sli_total(slo.sli, fn, window, kind, by, region_re)
+    good = sum_by(by, fn(good_bucket(slo, kind, region_re), window))
+    return f"(\n  {total}\n  -\n  {good}\n)"
+
+
+def good_bucket(slo: SLO, kind: str, region_re: str = "") -> str:
     """The histogram bucket series at the SLO's threshold, whatever the ``le`` spelling."""
     if slo.threshold_s is None:
         raise ValueError(f"SLO {slo.name!r} has no latency threshold")
     patterns = {c.LABEL_LE: le_pattern(slo.threshold_s)}
-    return selector_re(c.METRIC_LATENCY_BUCKET, _latency_labels(slo, kind), patterns)
+    if region_re:
+        patterns[c.LABEL_REGION] = region_re
+    return selector_re(c.METRIC_LATENCY_BUCKET, _latency_labels(slo.sli, kind), patterns)
 
 
-def total_events(slo: SLO, kind: str) -> str:
-    """The counter of every event an SLO counts: latency observations or playback attempts."""
-    if slo.is_latency:
-        return selector(c.METRIC_LATENCY_COUNT, **_latency_labels(slo, kind))
-    return selector(c.METRIC_ATTEMPTS, **{c.LABEL_KIND: kind})
-
-
-def bad_events_rate(slo: SLO, window: str, kind: str) -> str:
-    """Per-region rate of bad events: count - good bucket, or fatal errors."""
-    if slo.is_latency:
-        return f"(\n  {total_events_rate(slo, window, kind)}\n  -\n  {good_events_rate(slo, window, kind)}\n)"
-    return sum_by((c.LABEL_REGION,), rate(selector(c.METRIC_ERRORS, **{c.LABEL_KIND: kind}), window))
-
-
-def sli_error_ratio(slo: SLO, window: str, kind: str) -> str:
+def sli_error_ratio(
+    slo: SLO, window: str, kind: str, by: tuple[str, ...] = REGION_ONLY, region_re: str = ""
+) -> str:
     """Per-region SLI error ratio over ``window``: bad events / all events.
 
     For a latency SLO the bad events are ``count - bucket{le=threshold}``, exact
     because the bucket edges include every threshold. No traffic gives NaN
     (0/0), which never fires an alert.
     """
-    return f"{bad_events_rate(slo, window, kind)}\n/\n{total_events_rate(slo, window, kind)}"
+    bad = sli_bad(slo, rate, window, kind, by, region_re)
+    return f"{bad}\n/\n{sli_total(slo.sli, rate, window, kind, by, region_re)}"
+
+
+def sli_ratio(sli: str, window: str, kind: str, by: tuple[str, ...] = REGION_ONLY, region_re: str = "") -> str:
+    """Bad / all events of a ratio or time-ratio SLI over ``window`` (triggers' ``above_ratio``, dashboards).
+
+    >>> print(sli_ratio("exits_before_start", "1m", "rum"))
+    sum by (region) (rate(streamslo_playback_exits_before_start_total{kind="rum"}[1m]))
+    /
+    sum by (region) (rate(streamslo_playback_attempts_total{kind="rum"}[1m]))
+    """
+    if sli_kind(sli) == c.SLI_KIND_LATENCY:
+        raise ValueError(f"{sli!r} is a latency SLI: its ratio needs an SLO's threshold")
+    bad = _summed(RATIO_COUNTERS[sli][0], {c.LABEL_KIND: kind}, rate, window, by, region_re)
+    return f"{bad}\n/\n{sli_total(sli, rate, window, kind, by, region_re)}"
 
 
 def events_in_window(sli: str, window: str, kind: str) -> str:
     """Per-region number of events an SLI counted over ``window`` (low-traffic guards).
 
-    Latency SLIs count histogram observations; the error SLI counts playback
-    attempts.
+    What :func:`sli_total` counts: histogram observations, playback attempts,
+    or seconds watched for rebuffering.
     """
-    if sli == c.SLI_ERRORS:
-        series = selector(c.METRIC_ATTEMPTS, **{c.LABEL_KIND: kind})
-    else:
-        series = selector(c.METRIC_LATENCY_COUNT, **{c.LABEL_SLI: sli, c.LABEL_KIND: kind})
-    return sum_by((c.LABEL_REGION,), increase(series, window))
-
-
-def error_ratio(window: str, kind: str) -> str:
-    """Per-region fatal-error ratio (errors / attempts) over ``window``, for triggers."""
-    errors = sum_by((c.LABEL_REGION,), rate(selector(c.METRIC_ERRORS, **{c.LABEL_KIND: kind}), window))
-    attempts = sum_by((c.LABEL_REGION,), rate(selector(c.METRIC_ATTEMPTS, **{c.LABEL_KIND: kind}), window))
-    return f"{errors}\n/\n{attempts}"
+    return sli_total(sli, increase, window, kind)
 
 
 def quantile_gauge(sli: str, quantile: float, window: str, kind: str, **extra: str) -> str:

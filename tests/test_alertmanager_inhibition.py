@@ -37,6 +37,9 @@ FAMILIES: dict[str, dict[str, str]] = {
                   "slo": "ttff-p95", "sli": "ttff"},
     "burn ticket": {"alertname": "StreamSLOErrorBudgetBurnSlow", "severity": "ticket", "tier": "slow",
                     "slo": "ttff-p95", "sli": "ttff"},
+    # A page tier of an SLO with max_severity: ticket: a ticket, silencing nothing.
+    "capped burn": {"alertname": "StreamSLOErrorBudgetBurnFast", "severity": "ticket", "tier": "fast",
+                    "slo": "exits_before_start", "sli": "exits_before_start"},
     "failover": {"alertname": c.ALERT_FAILOVER, "severity": "page", "trigger": "failover"},
     "scale-out": {"alertname": c.ALERT_SCALE_OUT, "severity": "ticket", "trigger": "scale_out"},
     "no data": {"alertname": c.ALERT_NO_DATA, "severity": "ticket"},
@@ -73,6 +76,7 @@ def test_the_matrix_here_is_the_generated_one() -> None:
     [
         ("burn page", alertmanager.RECEIVER_PAGE),
         ("burn ticket", alertmanager.RECEIVER_TICKET),
+        ("capped burn", alertmanager.RECEIVER_TICKET),
         ("failover", alertmanager.RECEIVER_PAGE),
         ("scale-out", alertmanager.RECEIVER_TICKET),
         ("no data", alertmanager.RECEIVER_TICKET),
@@ -82,6 +86,7 @@ def test_the_matrix_here_is_the_generated_one() -> None:
     ids=[
         "a burn page goes to PagerDuty",
         "a burn ticket goes to the ticket webhook",
+        "a fast-tier alert of a max_severity ticket SLO goes to the ticket webhook",
         "a failover page goes to PagerDuty",
         "a scale-out ticket goes to the ticket webhook",
         "a no-data ticket goes to the ticket webhook",
@@ -107,22 +112,26 @@ def _post(am: Server, alerts: list[dict[str, str]]) -> None:
     httpx.post(f"{am.url}/api/v2/alerts", json=body, timeout=5).raise_for_status()
 
 
-def _inhibited(am: Server) -> dict[tuple[str, str], bool]:
-    """(alertname, region or "") -> whether Alertmanager reports it inhibited."""
+Key = tuple[str, str, str]
+
+
+def _inhibited(am: Server) -> dict[Key, bool]:
+    """(alertname, slo or "", region or "") -> whether Alertmanager reports it inhibited."""
     alerts = httpx.get(f"{am.url}/api/v2/alerts", timeout=5).json()
-    return {(a["labels"]["alertname"], a["labels"].get("region", "")): bool(a["status"]["inhibitedBy"])
-            for a in alerts}
+    return {(a["labels"]["alertname"], a["labels"].get("slo", ""), a["labels"].get("region", "")):
+            bool(a["status"]["inhibitedBy"]) for a in alerts}
 
 
-def _expected(posted: list[tuple[str, str]]) -> dict[tuple[str, str], bool]:
-    """(alertname, region or "") -> silenced, by the matrix, given the posted (family, region) alerts.
+def _expected(posted: list[tuple[str, str]]) -> dict[Key, bool]:
+    """(alertname, slo or "", region or "") -> silenced, by the matrix, given the posted (family, region) alerts.
 
     A regional source silences only its own region's targets; a global one
     (no region label) every region's.
     """
-    out: dict[tuple[str, str], bool] = {}
+    out: dict[Key, bool] = {}
     for family, region in posted:
-        key = (FAMILIES[family]["alertname"], region if family in REGIONAL else "")
+        labels = FAMILIES[family]
+        key = (labels["alertname"], labels.get("slo", ""), region if family in REGIONAL else "")
         out[key] = out.get(key, False) or any(
             (src, family) in SILENCES and (src not in REGIONAL or r == region) for src, r in posted
         )
@@ -178,11 +187,11 @@ def test_a_burn_page_of_another_slo_silences_nothing(
     same = _labels("burn ticket", "eu-west-1") | {"slo": "errors", "sli": "errors", "alertname": "StreamSLOErrorBudgetBurnSlowest"}
     _post(am, [page, ticket, same])
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not _inhibited(am).get(("StreamSLOErrorBudgetBurnSlowest", "eu-west-1")):
+    while time.monotonic() < deadline and not _inhibited(am).get(("StreamSLOErrorBudgetBurnSlowest", "errors", "eu-west-1")):
         time.sleep(0.25)
     got = _inhibited(am)
-    assert got[("StreamSLOErrorBudgetBurnSlowest", "eu-west-1")], "the same SLO's ticket is silenced"
-    assert not got[("StreamSLOErrorBudgetBurnSlow", "eu-west-1")], "another SLO's ticket is not"
+    assert got[("StreamSLOErrorBudgetBurnSlowest", "errors", "eu-west-1")], "the same SLO's ticket is silenced"
+    assert not got[("StreamSLOErrorBudgetBurnSlow", "ttff-p95", "eu-west-1")], "another SLO's ticket is not"
 
 
 @pytest.mark.prometheus
@@ -195,5 +204,5 @@ def test_the_old_severity_only_rule_fails_the_matrix(
     doc["inhibit_rules"] = [old]
     doc["receivers"] = [{"name": r["name"]} for r in doc["receivers"]]
     am = alertmanager_server(yaml.safe_dump(doc))
-    with pytest.raises(AssertionError, match=r"against the matrix: \{\('StreamSLONoData', 'r0'\): True\}"):
+    with pytest.raises(AssertionError, match=r"against the matrix: \{\('StreamSLONoData', '', 'r0'\): True\}"):
         _check(am, [("failover", "no data")], 0, [])

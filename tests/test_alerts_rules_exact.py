@@ -5,7 +5,10 @@
   label sets exactly; ``tests/test_alerts_promtool.py`` runs those tests);
 - a bucket written ``le="1"``, ``le="1.0"`` or ``le="0.20"`` counts as the threshold;
 - a 1d window summed from hourly counts equals the raw 1d window on the hour,
-  and the raw window of the last full hour in between (the documented edge).
+  and the raw window of the last full hour in between (the documented edge),
+  for a latency, a ratio and a time-ratio (rebuffering) SLO;
+- every SLO's shortest error-ratio record is exact: the generated
+  ``rules.records.test.yml`` (run by ``tests/test_alerts_promtool.py``).
 """
 
 from __future__ import annotations
@@ -39,9 +42,10 @@ def _promtool(tmp: Path, groups: list[dict[str, Any]], test: dict[str, Any]) -> 
                           capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize("spec_path", ["slo/specs/default.yaml", "tests/specs/short.yaml"],
+@pytest.mark.parametrize("spec_path", ["slo/specs/default.yaml", "tests/specs/short.yaml", "tests/specs/qoe.yaml"],
                          ids=["every default-spec alert is expected with its documented labels",
-                              "every short-spec alert is expected with its documented labels"])
+                              "every short-spec alert is expected with its documented labels",
+                              "every QoE-spec alert is expected with its documented labels"])
 def test_every_alert_is_tested_with_exactly_its_documented_labels(spec_path: str) -> None:
     spec, _ = load_spec(ROOT / spec_path)
     files = generate(spec, spec_path)
@@ -94,17 +98,22 @@ def _raw_1d(spec: Any) -> dict[str, Any]:
 
 @pytest.mark.prometheus
 def test_a_counted_1d_window_equals_the_raw_one_on_the_hour_and_lags_by_at_most_an_hour(tmp_path: Path) -> None:
-    spec = replace(DEFAULT, slos=(DEFAULT.slo("errors"), DEFAULT.slo("ttff-p95")))
+    slos = (DEFAULT.slo("errors"), DEFAULT.slo("ttff-p95"), DEFAULT.slo("rebuffering"))
+    spec = replace(DEFAULT, slos=slos)
     base = {c.LABEL_REGION: "eu-west-1", c.LABEL_KIND: "rum"}
     lat = base | {c.LABEL_SLI: "ttff"}
     # Traffic and error ratio change every few hours, so no two hours look alike.
     segments: list[tuple[float, int]] = [(60, 300), (140, 500), (90, 400), (200, 600)]
     bad: list[tuple[float, int]] = [(3, 300), (1, 500), (9, 400), (2, 600)]
+    good = ps.ramp([(n - b, k) for (n, k), (b, _) in zip(segments, bad, strict=True)])
     series = [
         ps.series(c.METRIC_ATTEMPTS, base, ps.ramp(segments)),
         ps.series(c.METRIC_ERRORS, base, ps.ramp(bad)),
         ps.series(c.METRIC_LATENCY_COUNT, lat, ps.ramp(segments)),
-        ps.series(c.METRIC_LATENCY_BUCKET, lat | {c.LABEL_LE: "0.2"}, ps.ramp([(n - b, k) for (n, k), (b, _) in zip(segments, bad, strict=True)])),
+        ps.series(c.METRIC_LATENCY_BUCKET, lat | {c.LABEL_LE: "0.2"}, good),
+        # Rebuffering: the bad events are stall seconds, the good ones played seconds.
+        ps.series(c.METRIC_REBUFFER_SECONDS, base, ps.ramp(bad)),
+        ps.series(c.METRIC_PLAYED_SECONDS, base, good),
     ]
     counted = c.sli_error_record("1d")
     on_hour = f"abs({counted} - raw:sli_error:ratio_rate1d) > 1e-9"
@@ -114,9 +123,9 @@ def test_a_counted_1d_window_equals_the_raw_one_on_the_hour_and_lags_by_at_most_
         checks.append({"expr": on_hour, "eval_time": f"{hour}h", "exp_samples": []})
         checks.append({"expr": lagged, "eval_time": f"{hour}h30m", "exp_samples": []})
         checks.append({"expr": f"count({counted}) + count(raw:sli_error:ratio_rate1d)", "eval_time": f"{hour}h30m",
-                       "exp_samples": [{"labels": "{}", "value": 4}]})
+                       "exp_samples": [{"labels": "{}", "value": 2 * len(slos)}]})
     # Control: half an hour off the hour the counted window differs from the raw one of now.
-    checks.append({"expr": f"count({on_hour})", "eval_time": "30h30m", "exp_samples": [{"labels": "{}", "value": 2}]})
+    checks.append({"expr": f"count({on_hour})", "eval_time": "30h30m", "exp_samples": [{"labels": "{}", "value": len(slos)}]})
     groups: list[dict[str, Any]] = [recording.counts_group(spec), recording.long_window_group(spec), _raw_1d(spec)]
     test = {"evaluation_interval": "1m", "group_eval_order": [g["name"] for g in groups],
             "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": checks}]}
