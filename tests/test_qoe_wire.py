@@ -8,14 +8,17 @@ InProcessExporter) and checks either the enriched beacon it exported or the
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from collector.config import CollectorConfig
 from slo import conventions as c
 from slo.beacon import Event
 from slo.limits import MAX_DIMENSIONS, MAX_LABEL, MAX_VALUE_MS
 from slo.model import Dimension
+from slo.spec import load_spec
 from tests.test_collector_api import AUTH, Harness
 
 CDN = Dimension(name="cdn", values=("akamai", "fastly"), slis=(c.SLI_TTFF, c.SLI_REBUFFERING))
@@ -193,3 +196,10 @@ def test_the_openapi_document_publishes_the_new_fields() -> None:
     assert event["fatal"]["type"] == "boolean"
     dimensions = schemas["WireBeacon"]["properties"]["dimensions"]
     assert (dimensions["maxProperties"], dimensions["additionalProperties"]["maxLength"]) == (MAX_DIMENSIONS, MAX_LABEL)
+
+
+def test_the_distributed_collector_takes_its_dimension_from_the_spec() -> None:
+    spec, _ = load_spec(Path(__file__).parent / "specs" / "qoe.yaml")
+    config = CollectorConfig.from_spec(spec, env={})
+    assert config.dimension == spec.dimension
+    assert (config.map_dimension({"cdn": "fastly"}), config.map_dimension({"cdn": "edgio"})) == ("fastly", c.REGION_OTHER)
