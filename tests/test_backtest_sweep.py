@@ -79,3 +79,13 @@ def test_the_cli_prints_the_grid(flapping: tuple[Path, Outcome]) -> None:
 
 def test_intervals_of_flags() -> None:
     assert intervals([0.0, 1.0, 2.0, 3.0], [False, True, True, False]) == [(1.0, 3.0)]
+
+
+@pytest.mark.parametrize(("clause", "unit"), [(0, {0}), (1, {1, 2}), (2, {1, 2})],
+                         ids=["a latency clause sweeps with the latency clauses only",
+                              "the errors clause sweeps with every ratio clause (rebuffering too)",
+                              "a rebuffering clause sweeps with the errors clause"])
+def test_ratio_and_time_ratio_clauses_share_a_unit(clause: int, unit: set[int]) -> None:
+    qoe = load_spec(ROOT / "tests" / "specs" / "qoe.yaml")[0]
+    (failover,) = qoe.triggers  # ttff p99, errors ratio, rebuffering ratio
+    assert same_unit(failover, clause) == unit

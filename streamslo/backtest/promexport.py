@@ -35,6 +35,12 @@ from slo.stage2 import Snapshot, Stage2
 
 __all__ = ["SeriesExport", "promtool_test"]
 
+# The counters the SLI rules read: latency counts and every ratio SLI's bad and total.
+_COUNTERS = frozenset({
+    c.METRIC_LATENCY_COUNT, c.METRIC_ATTEMPTS, c.METRIC_ERRORS, c.METRIC_EXITS_BEFORE_START,
+    c.METRIC_REBUFFER_SECONDS, c.METRIC_PLAYED_SECONDS,
+})
+
 
 class SeriesExport:
     """Per-tick samples of the rules' input series; see the module docstring."""
@@ -53,7 +59,7 @@ class SeriesExport:
         return self._snap
 
     def _wanted(self, name: str, labels: dict[str, str]) -> bool:
-        if name in (c.METRIC_LATENCY_COUNT, c.METRIC_ATTEMPTS, c.METRIC_ERRORS):
+        if name in _COUNTERS:
             return True
         if name == c.METRIC_LATENCY_BUCKET:
             return labels.get(c.LABEL_LE) in self._le

@@ -41,7 +41,7 @@ from slo import conventions as c
 from slo import health
 from slo.durations import parse_duration
 from slo.health import ConditionFigure
-from slo.model import Spec, Trigger
+from slo.model import Spec, Trigger, sli_kind
 from streamslo.backtest import data
 from streamslo.backtest.evaluate import Interval, intervals, match, prometheus_alert
 from streamslo.backtest.run import Outcome, backtest
@@ -101,10 +101,14 @@ def _merge(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "firing_s": sum(r["firing_s"] for r in rows)}
 
 
+def _is_latency(sli: str) -> bool:
+    return sli_kind(sli) == c.SLI_KIND_LATENCY
+
+
 def same_unit(trigger: Trigger, clause: int = 0) -> set[int]:
-    """The clauses whose limit is in the unit of clause ``clause``: every latency clause, or the errors one."""
-    errors = trigger.conditions[clause].sli == c.SLI_ERRORS
-    return {i for i, cond in enumerate(trigger.conditions) if (cond.sli == c.SLI_ERRORS) == errors}
+    """The clauses whose limit is in the unit of clause ``clause``: every latency clause, or every ratio one."""
+    latency = _is_latency(trigger.conditions[clause].sli)
+    return {i for i, cond in enumerate(trigger.conditions) if _is_latency(cond.sli) == latency}
 
 
 def sweep_trigger(outcome: Outcome, name: str, thresholds: Sequence[float], fors: Sequence[float],
@@ -112,7 +116,7 @@ def sweep_trigger(outcome: Outcome, name: str, thresholds: Sequence[float], fors
     """One row per (threshold, for:) of trigger ``name``.
 
     The threshold replaces the limit of clause ``clause`` and of every clause in
-    its unit (all latency quantiles, in seconds, or the error ratio).
+    its unit (all latency quantiles, in seconds, or the ratios: errors, exits, rebuffering).
     """
     spec, tl = outcome.timeline.spec, outcome.timeline
     trigger = next((t for t in spec.triggers if t.name == name), None)
@@ -173,7 +177,7 @@ def run_sweep(spec: Spec, args: argparse.Namespace, incidents: list[data.Inciden
             trigger = next((t for t in spec.triggers if t.name == args.sweep), None)
             if trigger is None:
                 raise ValueError(f"no trigger {args.sweep!r} in the spec")
-            latency = trigger.conditions[0].sli != c.SLI_ERRORS
+            latency = _is_latency(trigger.conditions[0].sli)
             limits = _floats(args.threshold, "--threshold A,B,...")
             fors = [parse_duration(x) for x in (args.for_ or "").split(",") if x] or [trigger.for_s]
     except (ValueError, KeyError) as exc:

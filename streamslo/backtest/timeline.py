@@ -5,8 +5,9 @@ At each tick it reads stage 2 the way the generated rules and the health
 endpoint read it:
 
 - per (SLO, region): the counters the generated SLI recording rules read
-  (latency count and the bucket at the threshold, or attempts and fatal
-  errors), as ``/metrics`` exposes them; :meth:`Timeline.finish` then
+  (latency count and the bucket at the threshold; attempts and fatal errors
+  or exits before start; stall + played seconds and stall seconds), as
+  ``/metrics`` exposes them; :meth:`Timeline.finish` then
   evaluates each tier's rule over them as Prometheus does
   (``streamslo/backtest/promrate.py``: ``rate()`` over the long and short
   windows, or for windows of 1d and up the sums of hourly counts the rules
@@ -42,6 +43,7 @@ from slo import health
 from slo.health import ConditionFigure
 from slo.model import Spec
 from slo.stage2 import RegionSnapshot, Stage2
+from slo.windows import series_sli
 from streamslo.backtest import promrate
 from streamslo.backtest.longwin import counted_sum
 
@@ -94,7 +96,7 @@ class Timeline:
         self.budget_spent: dict[tuple[str, str], list[float | None]] = {
             (slo.name, region): [] for slo in spec.slos for region in self.regions
         }
-        # (slo, region) -> per tick: [all events, good (latency bucket) or bad (errors)] counters.
+        # (slo, region) -> per tick: [all events, good (latency bucket) or bad (ratio SLIs)] counters.
         self.counters: dict[tuple[str, str], tuple[list[float], list[float]]] = {
             (slo.name, region): ([], []) for slo in spec.slos for region in self.regions
         }
@@ -135,13 +137,19 @@ class Timeline:
 
     def _count(self, slo: str, sli: str, threshold_s: float | None, region: str, snap: RegionSnapshot | None) -> None:
         total, other = self.counters[(slo, region)]
-        series = snap.series.get((sli, self.spec.evaluate_kind)) if snap else None
+        series = snap.series.get((series_sli(sli), self.spec.evaluate_kind)) if snap else None
         if series is None:
             total.append(np.nan)  # no series exposed yet: Prometheus has no sample
             other.append(np.nan)
         elif sli == c.SLI_ERRORS:
             total.append(float(series.attempts))
             other.append(float(series.errors))
+        elif sli == c.SLI_EXITS_BEFORE_START:
+            total.append(float(series.attempts))
+            other.append(float(series.exits))
+        elif sli == c.SLI_REBUFFERING:
+            total.append(series.stall_s + series.played_s)
+            other.append(series.stall_s)
         else:
             total.append(float(series.count))
             other.append(float(series.le_counts[self._edges.index(threshold_s)]))
@@ -153,7 +161,7 @@ class Timeline:
         for slo in self.spec.slos:
             for region in self.regions:
                 total, other = (np.asarray(v, dtype=np.float64) for v in self.counters[(slo.name, region)])
-                windows = _Windows(t, t + self.start, total, other, slo.sli == c.SLI_ERRORS)
+                windows = _Windows(t, t + self.start, total, other, slo.kind != c.SLI_KIND_LATENCY)
                 for resolved in self.spec.resolved_tiers(slo):
                     long_bad, long_all = windows.counts(resolved.tier.long_s)
                     short_bad, short_all = windows.counts(resolved.tier.short_s)
@@ -181,12 +189,12 @@ class _Windows:
     """
 
     def __init__(self, t: np.ndarray, t_abs: np.ndarray, total: np.ndarray, other: np.ndarray,
-                 errors: bool) -> None:
-        self.t, self.t_abs, self.total, self.other, self.errors = t, t_abs, total, other, errors
+                 other_is_bad: bool) -> None:
+        self.t, self.t_abs, self.total, self.other, self.other_is_bad = t, t_abs, total, other, other_is_bad
         self._hourly: tuple[np.ndarray, np.ndarray] | None = None
 
     def _bad(self, all_: np.ndarray, other: np.ndarray) -> np.ndarray:
-        return other if self.errors else all_ - other
+        return other if self.other_is_bad else all_ - other
 
     def _hourly_counts(self) -> tuple[np.ndarray, np.ndarray]:
         if self._hourly is None:
