@@ -11,8 +11,8 @@
  *
  * After the first frame:
  *  - a `waiting` starts a stall, which the next `playing` ends (→ `stall`, its duration); a pause,
- *    seek, new source, error, the end, page hide or detach ends it early. A wait between a
- *    `seeking` and the next `playing` is the seek's, not a stall.
+ *    seek, new source, error, the end or detach ends it early; page hide sends it so far. A wait
+ *    between a `seeking` and the next `playing` is the seek's, not a stall.
  *  - the time actually playing (not paused, stalled or seeking) goes out as `playing` heartbeats:
  *    every `heartbeatMs` while the video plays, and on pause, the end, a new source, an error,
  *    page hide and detach, so their sum is the time played.
@@ -192,9 +192,12 @@ export function watch(el: HTMLVideoElement, sink: VideoSink, options: WatchOptio
     sink.record("error", { code: MEDIA_ERRORS[code] ?? "MEDIA_ERR_UNKNOWN", fatal: !aborted });
   };
   const onHide = (): void => {
-    // The page may never come back: what is measured so far goes out now.
+    // The page may never come back: what is measured so far goes out now, and if it does
+    // come back, a stall still going on goes on as a new one.
     abandon();
+    const stalled = stallSince !== null;
     endStall();
+    if (stalled) stallSince = sink.now();
     heartbeat();
   };
 

@@ -74,6 +74,8 @@ describe("stalls", () => {
       why: "two episodes are two stalls" },
     { steps: [...START, "waiting", 650, "hide"], stalls: [650],
       why: "a stall in progress when the page hides is sent up to then" },
+    { steps: [...START, "waiting", 650, "hide", 200, "playing", "pause"], stalls: [650, 200],
+      why: "a stall the page comes back to goes on as a new one" },
     { steps: [...START, "waiting", 320, "emptied"], stalls: [320],
       why: "a new source ends the stall of the old one" },
     { steps: [...START, "waiting", 30, "playing", "waiting", 40, "ended"], stalls: [30, 40],
