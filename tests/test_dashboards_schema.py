@@ -23,7 +23,7 @@ from streamslo.generate import generate
 from tests.grafana_schema import dashboard_schema
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = ["slo/specs/default.yaml", "tests/specs/short.yaml"]
+SPECS = ["slo/specs/default.yaml", "tests/specs/short.yaml", "tests/specs/qoe.yaml"]
 BOARDS = [overview, pipeline]
 
 
@@ -40,7 +40,7 @@ def _board(spec_path: str, module: Any) -> dict[str, Any]:
     return result
 
 
-@pytest.mark.parametrize("spec_path", SPECS, ids=["default spec", "short spec"])
+@pytest.mark.parametrize("spec_path", SPECS, ids=["default spec", "short spec", "QoE spec with a dimension"])
 @pytest.mark.parametrize("module", BOARDS, ids=["the SLO overview validates", "the pipeline dashboard validates"])
 def test_dashboard_validates_against_grafana_schema(
     spec_path: str, module: Any, validator: jsonschema.Draft202012Validator
@@ -80,8 +80,9 @@ def _exprs(board: dict[str, Any]) -> list[str]:
     return [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
 
 
-def test_overview_has_region_variable_and_every_query_follows_it() -> None:
-    board = _board(SPECS[0], overview)
+@pytest.mark.parametrize("spec_path", SPECS, ids=["default spec", "short spec", "QoE spec with a dimension"])
+def test_overview_has_region_variable_and_every_query_follows_it(spec_path: str) -> None:
+    board = _board(spec_path, overview)
     assert [v["name"] for v in board["templating"]["list"]] == ["region"]
     for expr in _exprs(board):
         assert 'region=~"$region"' in expr, expr
