@@ -1,4 +1,4 @@
-// streamslo status page: polls api/status (shape documented in streamslo/engine.py)
+// streamslo status page: polls api/status (shape documented in streamslo/status/view.py)
 // and renders one card per region. No framework, no CDN: the page must work offline.
 "use strict";
 
@@ -13,7 +13,7 @@ function cell(text, cls) {
 }
 
 function latencyTable(region, windows) {
-  const head = `<tr><th>latency</th><th>objective</th>${windows.map((w) => `<th>${w}</th>`).join("")}</tr>`;
+  const head = `<tr><th>SLI</th><th>objective</th>${windows.map((w) => `<th>${w}</th>`).join("")}</tr>`;
   const rows = region.latency.map((row) => {
     const tds = windows.map((w) => {
       const v = row.values_ms[w];
@@ -21,18 +21,21 @@ function latencyTable(region, windows) {
     });
     return `<tr><td>${esc(row.sli)} p${Math.round(row.quantile * 100)}</td><td>≤ ${fmtMs(row.threshold_ms)}</td>${tds.join("")}</tr>`;
   });
-  const e = region.errors;
-  if (e) {
-    const tds = windows.map((w) => {
-      const v = e.ratio[w];
-      if (v === null || v === undefined) return cell(fmtPct(v), "none");
-      // Above the objective on too few attempts (the spec's low-traffic guard): amber, not red.
-      if (!e.breach[w] && v > e.max_ratio) return `<td class="warn" title="too few attempts to call a breach">${fmtPct(v)}</td>`;
-      return cell(fmtPct(v), e.breach[w] ? "breach" : "");
-    });
-    rows.push(`<tr><td>error ratio</td><td>≤ ${fmtPct(e.max_ratio)}</td>${tds.join("")}</tr>`);
-  }
+  if (region.errors) rows.push(ratioRow("error ratio", region.errors, windows));
+  // Exits before start, rebuffering: bad / total per window against the objective.
+  for (const r of region.ratios || []) rows.push(ratioRow(`${r.sli.replace(/_/g, " ")} ratio`, r, windows));
   return `<table class="latency">${head}${rows.join("")}</table>`;
+}
+
+function ratioRow(name, row, windows) {
+  const tds = windows.map((w) => {
+    const v = row.ratio[w];
+    if (v === null || v === undefined) return cell(fmtPct(v), "none");
+    // Above the objective on too few events (the spec's low-traffic guard): amber, not red.
+    if (!row.breach[w] && v > row.max_ratio) return `<td class="warn" title="too few events to call a breach">${fmtPct(v)}</td>`;
+    return cell(fmtPct(v), row.breach[w] ? "breach" : "");
+  });
+  return `<tr><td>${esc(name)}</td><td>≤ ${fmtPct(row.max_ratio)}</td>${tds.join("")}</tr>`;
 }
 
 function burnTable(region, tiers) {

@@ -25,6 +25,8 @@ The JSON::
                     "values_ms": {"1m": 141.2, "5m": null}, "breach": {"1m": false, "5m": false}}],
        "errors": {"max_ratio": 0.01, "ratio": {"1m": 0.004, "5m": 0.002},
                   "breach": {"1m": false, "5m": false}} | null,
+       "ratios": [{"slo": "rebuffering", "sli": "rebuffering", "max_ratio": 0.005,
+                   "ratio": {"1m": 0.003, "5m": null}, "breach": {"1m": false, "5m": false}}],
        "slos": [{"slo": "ttff-p95", "budget_remaining": 0.98,
                  "tiers": [{"tier": "fast", "factor": 14.4, "long": 0.1, "short": 0.3, "firing": false}]}],
        "triggers": [{"name": "scale_out", "action": "...", "condition": true, "since_s": 35.0,
@@ -32,9 +34,12 @@ The JSON::
        "trend": {"window": "1m", "t": [...], "series": {"ttff p95": [...], "ttff p99": [...]},
                  "thresholds_ms": {"ttff p95": 200.0, "ttff p99": 300.0}}}]}
 
-Error ratios are errors / attempts per window (``SeriesSnapshot.error_ratio``);
-a ratio counts as a breach only with at least ``low_traffic_min_events``
-attempts in its window. Status of a region: ``breach`` when a burn-rate tier or a trigger fires or
+Latency rows are every latency SLO (``live_latency`` too). Error ratios are
+errors / attempts per window (``SeriesSnapshot.error_ratio``); ``ratios`` are
+the other ratio and time-ratio SLOs (exits before start, rebuffering): stage
+2's bad / total per quantile window (``SLOSnapshot.ratios``). A ratio counts
+as a breach only with at least ``low_traffic_min_events`` attempts (seconds
+watched, for rebuffering) in its window. Status of a region: ``breach`` when a burn-rate tier or a trigger fires or
 the shortest window is above a threshold; ``warn`` when a trigger's condition
 holds or a longer window is above a threshold; ``no_data`` without events in
 the shortest window.
@@ -48,7 +53,7 @@ from typing import Any
 from slo import conventions as c
 from slo.durations import format_duration
 from slo.model import Spec
-from slo.stage2 import RegionSnapshot, Snapshot
+from slo.stage2 import RegionSnapshot, SeriesSnapshot, Snapshot
 
 TREND_POINTS = 150  # 5 minutes at one point per 2 s
 
@@ -131,7 +136,7 @@ def region_status(
     windows = spec.quantile_windows_s
     labels = [format_duration(w) for w in windows]
     kind = spec.evaluate_kind
-    latency, errors = [], None
+    latency, errors, ratios = [], None, []
     for slo in spec.slos:
         series = region.series.get((slo.sli, kind)) if region else None
         if slo.is_latency and slo.threshold_s is not None and slo.quantile is not None:
@@ -144,21 +149,10 @@ def region_status(
                 "sli": slo.sli, "quantile": slo.quantile, "threshold_ms": threshold_ms, "values_ms": values,
                 "breach": {k: v is not None and threshold_ms is not None and v > threshold_ms for k, v in values.items()},
             })
-        elif slo.sli == c.SLI_ERRORS and region is not None:
-            # Per-window errors / attempts straight from the window sums, so the
-            # shortest (trigger) window has a ratio too, not only the alerting windows.
-            ratios = {
-                label: series.error_ratio(w) if series else None
-                for w, label in zip(windows, labels, strict=True)
-            }
-            # The spec's low-traffic guard, as for burn-rate tiers: 2 failed starts
-            # among the first 50 attempts after a start-up are noise, not a breach.
-            enough = {
-                label: series is not None and series.window_events.get(w, 0) >= spec.low_traffic_min_events
-                for w, label in zip(windows, labels, strict=True)
-            }
-            errors = {"max_ratio": slo.budget, "ratio": ratios,
-                      "breach": {k: v is not None and enough[k] and v > slo.budget for k, v in ratios.items()}}
+        elif slo.sli == c.SLI_ERRORS:
+            errors = _errors_row(spec, series, slo.budget) if region is not None else None
+        else:
+            ratios.append(_ratio_row(spec, region, slo.name, slo.sli, slo.budget))
     slos = []
     for slo in spec.slos:
         s = region.slos.get(slo.name) if region else None
@@ -186,27 +180,67 @@ def region_status(
             events += series.window_events.get(windows[0], 0) if series else 0
     return {
         "region": name,
-        "status": _overall(latency, errors, slos, triggers, labels[0], events),
+        "status": _overall([*latency, *([errors] if errors else []), *ratios], slos, triggers, labels[0], events),
         "incident": incident,
         "events_1m": events,
         "freshness_s": region.freshness_s if region else None,
         "latency": latency,
         "errors": errors,
+        "ratios": ratios,
         "slos": slos,
         "triggers": triggers,
         "trend": trend,
     }
 
 
+def _errors_row(spec: Spec, series: SeriesSnapshot | None, budget: float) -> dict[str, Any]:
+    """The errors SLO's row: errors / attempts per quantile window against ``budget``.
+
+    Straight from the window sums, so the shortest (trigger) window has a
+    ratio too, not only the alerting windows. The spec's low-traffic guard
+    applies, as for burn-rate tiers: 2 failed starts among the first 50
+    attempts after a start-up are noise, not a breach.
+    """
+    windows = spec.quantile_windows_s
+    labels = [format_duration(w) for w in windows]
+    ratios = {label: series.error_ratio(w) if series else None for w, label in zip(windows, labels, strict=True)}
+    enough = {
+        label: series is not None and series.window_events.get(w, 0) >= spec.low_traffic_min_events
+        for w, label in zip(windows, labels, strict=True)
+    }
+    return {"max_ratio": budget, "ratio": ratios,
+            "breach": {k: v is not None and enough[k] and v > budget for k, v in ratios.items()}}
+
+
+def _ratio_row(spec: Spec, region: RegionSnapshot | None, slo_name: str, sli: str, budget: float) -> dict[str, Any]:
+    """A ratio or time-ratio SLO's row: stage 2's bad / total per quantile window against ``budget``.
+
+    ``region`` None (no data yet): every window's ratio is None.
+    A window's ratio counts as a breach only with ``low_traffic_min_events`` in it:
+    attempts for exits before start (read on the errors series, which counts
+    every playback outcome), seconds watched for rebuffering.
+    """
+    windows = spec.quantile_windows_s
+    labels = [format_duration(w) for w in windows]
+    state = region.slos.get(slo_name) if region else None
+    series = region.series.get((c.SLI_ERRORS if sli in c.RATIO_SLIS else sli, spec.evaluate_kind)) if region else None
+    ratios = {label: state.ratios.get(w) if state else None for w, label in zip(windows, labels, strict=True)}
+    enough = {
+        label: series is not None and series.window_events.get(w, 0) >= spec.low_traffic_min_events
+        for w, label in zip(windows, labels, strict=True)
+    }
+    return {"slo": slo_name, "sli": sli, "max_ratio": budget, "ratio": ratios,
+            "breach": {k: v is not None and enough[k] and v > budget for k, v in ratios.items()}}
+
+
 def _overall(
-    latency: list[dict[str, Any]],
-    errors: dict[str, Any] | None,
+    rows: list[dict[str, Any]],
     slos: list[dict[str, Any]],
     triggers: list[dict[str, Any]],
     shortest: str,
     events: int,
 ) -> str:
-    rows = [*latency, *([errors] if errors else [])]
+    """The region's status from its latency and ratio rows (each with a ``breach`` per window), tiers and triggers."""
     firing = any(t["firing"] for s in slos for t in s["tiers"]) or any(t["firing"] for t in triggers)
     if firing or any(r["breach"].get(shortest) for r in rows):
         return "breach"
