@@ -173,7 +173,7 @@ class Stage2:
             return False
         if region is None:
             region = self._regions[partial.region] = _Region(self.spec)
-        series = self._series(region, partial.sli, partial.kind, self.dim_of(partial.sli, partial.dim))
+        series = self._series(region, partial.sli, partial.kind, self._dim_of(partial.sli, partial.dim))
         if series.check(partial) is not None:
             self._rejected += 1
             return False
@@ -190,7 +190,7 @@ class Stage2:
         self._applied += 1
         return True
 
-    def dim_of(self, sli: str, dim: str) -> str:
+    def _dim_of(self, sli: str, dim: str) -> str:
         """The series' dim for a partial's ``dim``: mapped onto the allow-list, or "" without the dimension."""
         if self.spec.dimension is None or series_sli(sli) not in self._split:
             return ""
@@ -282,7 +282,7 @@ class Stage2:
         for (sli, kind), dims in sorted(region.series.items()):
             views = {dim: series_snapshot([s], dim) for dim, s in sorted(dims.items())}
             by_dim.update({(sli, kind, dim): view for dim, view in views.items()})
-            series[(sli, kind)] = views[""] if "" in views else series_snapshot(list(dims.values()))
+            series[(sli, kind)] = views[""] if list(views) == [""] else series_snapshot(list(dims.values()))
         slos = {slo.name: self._slo_snapshot(region, slo) for slo in self.spec.slos}
         triggers = {t.name: region.triggers.state(t.name, now) for t in self.spec.triggers}
         everything = region.all_series()
@@ -371,7 +371,12 @@ class Stage2:
         return _STATE_MAGIC + zlib.compress(self._encoder.encode(payload), 1)
 
     def import_region(self, region: str, data: bytes) -> None:
-        """Replace ``region``'s state by ``export_region`` output (or an ``S2R1`` one); ValueError if it does not fit."""
+        """Replace ``region``'s state by ``export_region`` output (or an ``S2R1`` one); ValueError if it does not fit.
+
+        Stored dims are mapped through the spec's dimension as partials are, so
+        a state from before the spec declared one lands in ``other``; two
+        stored series landing on one dim (the allow-list shrank) do not fit.
+        """
         magic, body = data[: len(_STATE_MAGIC)], data[len(_STATE_MAGIC) :]
         if magic not in (_STATE_MAGIC, _STATE_MAGIC_V1):
             raise ValueError("not a stage-2 region state")
@@ -381,10 +386,14 @@ class Stage2:
         except (zlib.error, msgspec.DecodeError) as exc:
             raise ValueError(f"corrupt stage-2 region state: {exc}") from exc
         state = _Region(self.spec)
-        for sli, kind, dim, series_state in payload.series:
-            series = Series(self.spec, sli, kind, dim)
+        for sli, kind, stored_dim, series_state in payload.series:
+            # the spec's dimension decides: "" of an older state is "other" of an opted-in SLI
+            dim = self._dim_of(sli, stored_dim)
+            by_dim = state.series.setdefault((sli, kind), {})
+            if dim in by_dim:
+                raise ValueError(f"stage-2 region state does not match the spec's dimension ({sli} {dim!r} twice)")
+            series = by_dim[dim] = Series(self.spec, sli, kind, dim)
             series.load(series_state)
-            state.series.setdefault((sli, kind), {})[dim] = series
         for source, hi, keys in payload.watermarks:
             state.watermarks[source] = hi
             state.flushed[source] = {(s, k, d, p) for s, k, d, p in keys}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import math
 import tracemalloc
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -334,6 +335,29 @@ def test_a_region_state_written_before_issue_16_still_loads_with_dim_empty() -> 
     assert stage2.apply(outcomes(pane=2.0, hi=8, attempts=10, exits=4, business=5))
     after = stage2.snapshot(NOW).regions[EU].series[(c.SLI_ERRORS, c.KIND_RUM)]
     assert (after.attempts, after.exits, after.business, after.window_events[60.0]) == (50, 4, 5, 50)
+
+
+def test_an_old_state_loaded_under_a_spec_that_now_declares_a_dimension_lands_in_other() -> None:
+    dimension = {"name": "cdn", "values": ["akamai", "fastly"], "slis": ["ttff"]}
+    spec = parse_spec({**LEGACY_SPEC, "dimension": dimension})[0]
+    stage2 = Stage2(spec)
+    stage2.import_region(EU, LEGACY_STATE)
+    region = stage2.snapshot(NOW).regions[EU]
+    assert region.by_dim[(c.SLI_TTFF, c.KIND_RUM, "other")].count == 3
+    assert region.series[(c.SLI_TTFF, c.KIND_RUM)].count == 3
+    assert (c.SLI_ERRORS, c.KIND_RUM, "") in region.by_dim  # errors does not opt in
+
+
+def test_a_state_whose_dimension_values_collapse_under_the_spec_does_not_fit(spec: Spec) -> None:
+    stage2 = fed(
+        spec,
+        _with_dim(make_partial(spec, [0.1], pane_start=T0, hi=1), "akamai"),
+        _with_dim(make_partial(spec, [0.2], pane_start=T0, hi=1), "fastly"),
+    )
+    assert spec.dimension is not None
+    narrower = replace(spec, dimension=replace(spec.dimension, values=("cloudfront",)))
+    with pytest.raises(ValueError, match="dimension"):
+        Stage2(narrower).import_region(EU, stage2.export_region(EU))
 
 
 def test_export_import_round_trip_keeps_every_qoe_counter_and_dimension(spec: Spec) -> None:
