@@ -204,10 +204,15 @@ def sli_bad(
     sum by (region) (rate(streamslo_rebuffer_seconds_total{kind="rum"}[5m]))
     """
     if slo.kind != c.SLI_KIND_LATENCY:
-        return _summed(RATIO_COUNTERS[slo.sli][0], {c.LABEL_KIND: kind}, fn, window, by, region_re)
+        return _ratio_bad(slo.sli, fn, window, kind, by, region_re)
     total = sli_total(slo.sli, fn, window, kind, by, region_re)
     good = sum_by(by, fn(good_bucket(slo, kind, region_re), window))
     return f"(\n  {total}\n  -\n  {good}\n)"
+
+
+def _ratio_bad(sli: str, fn: RangeFn, window: str, kind: str, by: tuple[str, ...], region_re: str) -> str:
+    """The bad counter of a ratio or time-ratio SLI (fatal errors, exits, stall seconds), summed by ``by``."""
+    return _summed(RATIO_COUNTERS[sli][0], {c.LABEL_KIND: kind}, fn, window, by, region_re)
 
 
 def good_bucket(slo: SLO, kind: str, region_re: str = "") -> str:
@@ -223,7 +228,7 @@ def good_bucket(slo: SLO, kind: str, region_re: str = "") -> str:
 def sli_error_ratio(
     slo: SLO, window: str, kind: str, by: tuple[str, ...] = REGION_ONLY, region_re: str = ""
 ) -> str:
-    """Per-region SLI error ratio over ``window``: bad events / all events.
+    """The SLI error ratio over ``window`` per ``by`` (region by default): bad events / all events.
 
     For a latency SLO the bad events are ``count - bucket{le=threshold}``, exact
     because the bucket edges include every threshold. No traffic gives NaN
@@ -243,7 +248,7 @@ def sli_ratio(sli: str, window: str, kind: str, by: tuple[str, ...] = REGION_ONL
     """
     if sli_kind(sli) == c.SLI_KIND_LATENCY:
         raise ValueError(f"{sli!r} is a latency SLI: its ratio needs an SLO's threshold")
-    bad = _summed(RATIO_COUNTERS[sli][0], {c.LABEL_KIND: kind}, rate, window, by, region_re)
+    bad = _ratio_bad(sli, rate, window, kind, by, region_re)
     return f"{bad}\n/\n{sli_total(sli, rate, window, kind, by, region_re)}"
 
 

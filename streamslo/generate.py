@@ -8,6 +8,8 @@ Artifacts::
 
     prometheus/rules.yml                  recording + alert rules
     prometheus/rules.test.yml             promtool tests: operational triggers
+    prometheus/rules.records.test.yml     promtool tests: every SLO's recorded ratio, exact
+    prometheus/rules.pipeline.test.yml    promtool tests: pipeline-health alerts
     prometheus/rules.tier-<name>.test.yml promtool tests: one file per burn tier
     alertmanager/alertmanager.yml         page -> PagerDuty v2, ticket -> webhook
     grafana/dashboards/*.json             SLO overview, pipeline health
