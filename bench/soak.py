@@ -81,11 +81,21 @@ def rss_mb(pid: int | None) -> float:
 
 @dataclass
 class Sent:
-    """What the collector acknowledged, per region: beacons (= attempts) and fatal errors."""
+    """What the collector acknowledged, per region: playback attempts and fatal errors."""
 
     statuses: Counter[int] = field(default_factory=Counter)
     attempts: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
+
+    def count(self, beacon: dict[str, Any]) -> None:
+        """Add one acknowledged demo beacon: an attempt unless a business refusal ends it
+        (geo-blocked: not a playback attempt), an error if it holds a fatal error (a
+        warning is not one)."""
+        errors = [e for e in beacon["events"] if e["type"] == c.EVENT_ERROR]
+        if not any(e.get("class") == c.ERROR_CLASS_BUSINESS for e in errors):
+            self.attempts[beacon["region"]] += 1
+        self.errors[beacon["region"]] += any(
+            e.get("fatal") or e.get("class") == c.ERROR_CLASS_FATAL for e in errors)
 
 
 class Lag:
@@ -178,8 +188,7 @@ async def soak(args: argparse.Namespace, collector: Collector, worker: Worker, r
                 inflight.remove(beacon)
             sent.statuses[status] += 1
             if status == 202:
-                sent.attempts[beacon["region"]] += 1
-                sent.errors[beacon["region"]] += any(e["type"] == c.EVENT_ERROR for e in beacon["events"])
+                sent.count(beacon)
             return status
 
         demo = DemoTraffic(regions, send, beacons_per_s=NOMINAL_BEACONS_PER_S_PER_REGION * args.multiplier,
