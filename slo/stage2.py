@@ -83,7 +83,7 @@ from slo.snapshot import (
     series_snapshot,
     window_events,
 )
-from slo.windows import US, Series, SeriesState, merged_quantiles, series_sli, summed_counts
+from slo.windows import US, Counts, Series, SeriesState, merged_quantiles, series_sli, summed_counts
 
 __all__ = ["Counters", "RegionSnapshot", "SLOSnapshot", "SeriesSnapshot", "Snapshot", "Stage2"]
 
@@ -283,7 +283,8 @@ class Stage2:
             views = {dim: series_snapshot([s], dim) for dim, s in sorted(dims.items())}
             by_dim.update({(sli, kind, dim): view for dim, view in views.items()})
             series[(sli, kind)] = views[""] if list(views) == [""] else series_snapshot(list(dims.values()))
-        slos = {slo.name: self._slo_snapshot(region, slo) for slo in self.spec.slos}
+        sums: dict[tuple[str, float], Counts] = {}  # (series sli, window) -> counts, shared by its SLOs
+        slos = {slo.name: self._slo_snapshot(region, slo, sums) for slo in self.spec.slos}
         triggers = {t.name: region.triggers.state(t.name, now) for t in self.spec.triggers}
         everything = region.all_series()
         newest = max((s.max_event_time for s in everything), default=0.0)
@@ -297,9 +298,18 @@ class Stage2:
             stage1_late_events=sum(s.stage1_late for s in everything),
         )
 
-    def _slo_snapshot(self, region: _Region, slo: SLO) -> SLOSnapshot:
+    def _slo_snapshot(self, region: _Region, slo: SLO, sums: dict[tuple[str, float], Counts]) -> SLOSnapshot:
         parts = region.parts(slo.sli, self.spec.evaluate_kind)
-        counts = {w: self._counts(parts, slo, w) for w in self.spec.alert_windows_s}
+
+        def bad_total(window_s: float) -> tuple[int, int]:
+            if not parts:
+                return 0, 0
+            key = (series_sli(slo.sli), window_s)
+            if key not in sums:
+                sums[key] = summed_counts(parts, window_s)
+            return slo_counts(slo, sums[key], parts[0].edges)
+
+        counts = {w: bad_total(w) for w in self.spec.alert_windows_s}
         unit = _unit(slo.sli)
         tiers = tuple(
             evaluate_tier(
@@ -315,7 +325,7 @@ class Stage2:
         ratios: dict[float, float] = {}
         if slo.kind != c.SLI_KIND_LATENCY:
             for w in sorted({*self.spec.quantile_windows_s, self.spec.period_s}):
-                bad, total = self._counts(parts, slo, w)
+                bad, total = bad_total(w)
                 if total > 0:
                     ratios[w] = bad / total
         bad, total = counts[self.spec.period_s]
@@ -329,11 +339,6 @@ class Stage2:
             tiers=tiers,
             ratios=ratios,
         )
-
-    def _counts(self, parts: list[Series], slo: SLO, window_s: float) -> tuple[int, int]:
-        if not parts:
-            return 0, 0
-        return slo_counts(slo, summed_counts(parts, window_s), parts[0].edges)
 
     # -- region state -----------------------------------------------------------
 

@@ -280,6 +280,8 @@ class Series:
 
 def summed_counts(parts: Sequence[Series], window_s: float | None = None) -> Counts:
     """The counters of ``parts`` (one series per dimension value) added up: the region's figures."""
+    if len(parts) == 1:
+        return parts[0].counts(window_s)
     return sum((p.counts(window_s) for p in parts), Counts())
 
 
