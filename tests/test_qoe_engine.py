@@ -380,9 +380,7 @@ def _fill_everything(spec: Spec, sli: str) -> Series:
     """One series with every pane of every window holding a partial (per-pane sketches included)."""
     series = Series(spec, sli, c.KIND_RUM, "akamai")
     rng = np.random.default_rng(11)
-    horizon = max(series.windows)
-    pane = min(w.pane_s for w in series.windows.values())
-    now = T0 + horizon
+    now = T0 + max(series.windows)
     series.advance(now)
     for window in series.windows.values():
         for idx in range(window.n):
@@ -394,7 +392,7 @@ def _fill_everything(spec: Spec, sli: str) -> Series:
             else:  # adversarial latencies: every pane spans 1 ms .. 60 s
                 values = np.exp(rng.uniform(np.log(0.001), np.log(60.0), 200))
                 partial = make_partial(spec, values, pane_start=t, sli=sli)
-            series.apply(msgspec.structs.replace(partial, pane_s=pane))
+            series.apply(partial)
     return series
 
 
