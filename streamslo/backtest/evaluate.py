@@ -156,7 +156,7 @@ def _firings(spec: Spec, timeline: Timeline, incidents: list[Incident]) -> list[
                 series = timeline.tiers[(slo.name, resolved.name, region)]
                 for span in prometheus_alert(timeline.t, series.holds, resolved.tier.for_s):
                     inc = match(region, span, incidents, resolved.tier.long_s)
-                    out.append(Firing(name, slo.name, resolved.name, None, region, resolved.tier.severity,
+                    out.append(Firing(name, slo.name, resolved.name, None, region, slo.severity_of(resolved.tier),
                                       span[0], span[1], inc.name if inc else None,
                                       span[0] - inc.start_s if inc else None))
     for trigger in spec.triggers:
