@@ -26,33 +26,15 @@ from slo.beacon import Beacon, Event, encode
 from streamslo.testing.beacons import wire_body
 from streamslo.testing.kafka import KafkaBroker
 from streamslo.testing.stream import (
-    Collector,
     Samples,
     Worker,
-    create_topic,
     metric_sum,
     produce_beacons,
     wait_until,
 )
 
-# The broker and stream helpers live in streamslo.testing (benchmarks use them too);
-# the names below are re-exported for the tests that import them from here.
-__all__ = [
-    "Collector",
-    "KafkaBroker",
-    "Samples",
-    "Traffic",
-    "Worker",
-    "create_topic",
-    "kafka_broker",
-    "kafka_broker_factory",
-    "metric_sum",
-    "produce_beacons",
-    "progressing",
-    "report",
-    "settle",
-    "wait_until",
-]
+# The broker and stream helpers live in streamslo.testing (benchmarks use them too).
+__all__ = ["Traffic", "kafka_broker", "kafka_broker_factory", "progressing", "report", "settle"]
 
 
 @pytest.fixture(scope="session")

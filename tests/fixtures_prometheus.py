@@ -22,14 +22,12 @@ import pytest
 from streamslo.testing.ports import free_port
 from streamslo.testing.prometheus import (
     ALERTMANAGER,
-    AMTOOL,
     PROMETHEUS,
-    PROMTOOL,
     Server,
     start_server,
 )
 
-__all__ = ["ALERTMANAGER", "AMTOOL", "PROMETHEUS", "PROMTOOL", "Server", "require"]
+__all__ = ["require"]
 
 
 def require(binary: str | None, name: str) -> str:

@@ -24,7 +24,8 @@ from alerts import alerting, alertmanager
 from slo import conventions as c
 from slo.spec import load_spec
 from streamslo.generate import generate
-from tests.fixtures_prometheus import AMTOOL, Server, require
+from streamslo.testing.prometheus import AMTOOL, Server
+from tests.fixtures_prometheus import require
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC, _ = load_spec(ROOT / "slo/specs/default.yaml")

@@ -26,7 +26,8 @@ from slo import conventions as c
 from slo import promql
 from slo.spec import load_spec
 from streamslo.generate import generate
-from tests.fixtures_prometheus import AMTOOL, PROMTOOL, Server, require
+from streamslo.testing.prometheus import AMTOOL, PROMTOOL, Server
+from tests.fixtures_prometheus import require
 
 pytestmark = pytest.mark.prometheus
 

@@ -29,7 +29,8 @@ from slo import promql
 from slo.model import SLO
 from slo.spec import load_spec
 from streamslo.generate import generate
-from tests.fixtures_prometheus import PROMTOOL, require
+from streamslo.testing.prometheus import PROMTOOL
+from tests.fixtures_prometheus import require
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT, _ = load_spec(ROOT / "slo/specs/default.yaml")

@@ -35,7 +35,8 @@ from streamslo.backtest.promexport import SeriesExport, promtool_test
 from streamslo.backtest.run import backtest
 from streamslo.backtest.scenario import parse_scenario
 from streamslo.backtest.simulate import write
-from tests.fixtures_prometheus import PROMTOOL, require
+from streamslo.testing.prometheus import PROMTOOL
+from tests.fixtures_prometheus import require
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC: Spec = load_spec(ROOT / "tests" / "specs" / "short.yaml")[0]

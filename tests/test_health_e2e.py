@@ -29,7 +29,7 @@ from slo.beacon import Beacon, Event, encode
 from slo.model import Spec, Trigger
 from slo.spec import load_spec
 from streamslo.demo import DemoTraffic
-from tests.fixtures_kafka import Worker, create_topic, wait_until
+from streamslo.testing.stream import Worker, create_topic, wait_until
 from tests.test_embedded import embedded_server
 
 ROOT = Path(__file__).resolve().parent.parent

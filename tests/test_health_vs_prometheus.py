@@ -31,7 +31,8 @@ from slo.durations import format_duration
 from slo.exposition import EngineCollector
 from slo.spec import load_spec
 from streamslo.engine import Engine
-from tests.fixtures_prometheus import PROMTOOL, require
+from streamslo.testing.prometheus import PROMTOOL
+from tests.fixtures_prometheus import require
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "tests" / "specs" / "short.yaml"

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from slo.spec import DEFAULT_SPEC_PATH, parse_spec
-from tests.fixtures_prometheus import PROMTOOL, require
+from streamslo.testing.prometheus import PROMTOOL
+from tests.fixtures_prometheus import require
 from tests.test_kubernetes_manifests import K8S_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent

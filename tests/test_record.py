@@ -14,7 +14,7 @@ from slo import conventions as c
 from slo.beacon import Beacon, Event, encode
 from streamslo.backtest import data
 from streamslo.backtest.record import parse_time
-from tests.fixtures_kafka import create_topic, produce_beacons
+from streamslo.testing.stream import create_topic, produce_beacons
 
 pytestmark = pytest.mark.kafka
 

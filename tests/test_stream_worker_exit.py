@@ -9,7 +9,7 @@ import pytest
 
 from slo import conventions as c
 from slo.stream.exits import EXIT_STAGE1_DIED
-from tests.fixtures_kafka import Worker, create_topic, wait_until
+from streamslo.testing.stream import Worker, create_topic, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -43,8 +43,8 @@ from slo.stream.topics import STAGE1_GROUP, partition_for
 from slo.telemetry import OFF, LinkSet, Tracing, setup_tracing
 from slo.telemetry import names as tn
 from streamslo.testing.otlp_sink import OtlpSink, ReceivedSpan
-from tests.fixtures_kafka import Worker
-from tests.fixtures_kafka import wait_until as wait_until_sync
+from streamslo.testing.stream import Worker
+from streamslo.testing.stream import wait_until as wait_until_sync
 from tests.telemetry_sdk_spans import ingest_span, kafka_headers, produce_span
 from tests.test_collector_kafka import read_topic, wait_until
 

@@ -19,17 +19,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from slo import conventions as c
 from slo.beacon import Beacon, Event, encode
 from slo.spec import load_spec
-from tests.fixtures_kafka import (
-    Traffic,
-    Worker,
-    create_topic,
-    metric_sum,
-    produce_beacons,
-    progressing,
-    report,
-    settle,
-    wait_until,
-)
+from streamslo.testing.stream import Worker, create_topic, metric_sum, produce_beacons, wait_until
+from tests.fixtures_kafka import Traffic, progressing, report, settle
 
 PARTITIONS = 4
 

@@ -19,17 +19,8 @@ from collections.abc import Callable
 import pytest
 
 from slo import conventions as c
-from tests.fixtures_kafka import (
-    Collector,
-    Traffic,
-    Worker,
-    create_topic,
-    metric_sum,
-    progressing,
-    report,
-    settle,
-    wait_until,
-)
+from streamslo.testing.stream import Collector, Worker, create_topic, metric_sum, wait_until
+from tests.fixtures_kafka import Traffic, progressing, report, settle
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 PARTITIONS = 4
