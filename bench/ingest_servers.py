@@ -3,7 +3,9 @@
 Legs: ``floor`` (raw ASGI, uvicorn's own cost), ``pydantic`` / ``pydantic_kafka``
 (the FastAPI + pydantic baseline, without or with aiokafka ``send_and_wait``),
 ``inprocess`` / ``kafka`` and their ``*_traced`` twins (this collector, as
-``streamslo collector`` serves it). One worker, pinned to CPU 0 unless ``--no-pin``.
+``streamslo collector`` serves it), and the ``kafka`` leg's exporter variants
+(:data:`KAFKA_VARIANTS`: group commit off, a 1 ms group linger, the old
+librdkafka linger). One worker, pinned to CPU 0 unless ``--no-pin``.
 
     python bench/ingest_servers.py kafka --port 8081 --kafka 127.0.0.1:9092 --server uvicorn
 
@@ -108,14 +110,23 @@ async def floor_app(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"{}"})
 
 
-def collector_app(kafka: str | None) -> Any:
+# Variants of the kafka leg: the exporter options they change (``--paired kafka,kafka_nogroup``).
+KAFKA_VARIANTS: dict[str, dict[str, Any]] = {
+    "kafka_nogroup": {"group_max_beacons": 1},  # one beacon per record, as before group commit
+    "kafka_linger1ms": {"group_linger_s": 0.001},  # a group stays open 1 ms (the default: one loop iteration)
+    "kafka_linger5": {"linger.ms": 5},  # librdkafka's linger as before group commit
+}
+
+
+def collector_app(kafka: str | None, leg: str = "kafka") -> Any:
     from collector.app import create_app
     from collector.config import CollectorConfig
     from collector.exporters import InProcessExporter, KafkaExporter
 
     cfg = CollectorConfig(regions=("eu-west-1", "us-east-1"), keys=frozenset({KEY}), rate_per_key=0)
     topic = os.environ.get("BENCH_TOPIC", TOPIC)  # --vs-otel: a fresh topic per round, for exact counts
-    exporter = KafkaExporter(kafka, topic) if kafka else InProcessExporter(lambda b: None)
+    options = KAFKA_VARIANTS.get(leg, {})
+    exporter = KafkaExporter(kafka, topic, **options) if kafka else InProcessExporter(lambda b: None)
     return create_app(cfg, exporter)
 
 
@@ -129,7 +140,7 @@ def make_app(leg: str, kafka: str | None) -> Any:
     if leg.startswith("pydantic"):
         return pydantic_app(kafka if leg == "pydantic_kafka" else None)
     # Tracing (the *_traced legs) is set up by the app's lifespan from the OTEL_* environment.
-    return collector_app(kafka if leg.startswith("kafka") else None)
+    return collector_app(kafka if leg.startswith("kafka") else None, leg)
 
 
 def granian_factory() -> Any:
@@ -159,7 +170,7 @@ def serve(leg: str, port: int, kafka: str | None, pin: bool, server: str) -> Non
 
     options: dict[str, Any] = {"loop": "uvloop", "http": "httptools", "access_log": False,
                                "server_header": False, "date_header": False}
-    if leg in ("inprocess", "kafka", "inprocess_traced", "kafka_traced"):
+    if leg in ("inprocess", "kafka", "inprocess_traced", "kafka_traced", *KAFKA_VARIANTS):
         try:  # as `streamslo collector` runs it (at this leg's revision, for a leg "kafka@REV")
             from collector.cli import UVICORN_OPTIONS
         except ImportError:

@@ -133,7 +133,8 @@ class KafkaExporter:
     """Produces beacons to ``topic`` by session_id's partition, acks=all, idempotent (librdkafka).
 
     Group commit (``collector/group_commit.py``): beacons for one partition
-    that arrive within ``group_linger_s`` (at most ``group_max_beacons``,
+    that arrive in one event-loop iteration, or within ``group_linger_s`` when
+    it is positive (at most ``group_max_beacons``,
     ``group_max_bytes``) share one record, and its delivery report answers all
     their requests; ``group_max_beacons=1`` writes one record per beacon.
 
@@ -167,7 +168,7 @@ class KafkaExporter:
         *,
         probe_interval_s: float = 1.0,
         send_timeout_s: float = 5.0,
-        group_linger_s: float = 0.001,
+        group_linger_s: float = 0.0,
         group_max_beacons: int = 64,
         group_max_bytes: int = 256 * 1024,
         **producer_options: Any,
