@@ -39,8 +39,9 @@ is skipped when its ``hi`` is below the watermark, or equal to it with its key
 already in the set. Replays of whole flushes and duplicates of single partials
 are both caught; the watermarks travel in ``export_region`` so a restarted
 worker keeps skipping (a state exported before series had a dim, ``S2R1``,
-still imports: its series and keys take dim ``""``). A partial starting below the watermark but ending above
-it (``lo < watermark < hi``: stage 1 re-cut a flush differently) cannot be
+still imports: its series and keys take dim ``""``; ``slo/stage2_state.py``).
+A partial starting below the watermark but ending above it
+(``lo < watermark < hi``: stage 1 re-cut a flush differently) cannot be
 split; it is applied and counted in ``counters.overlapping``.
 
 Not thread-safe: call it from one thread or event loop (both transports
@@ -57,13 +58,8 @@ Example::
 
 from __future__ import annotations
 
-import zlib
-
-import msgspec
-
 from slo import conventions as c
 from slo.budget import (
-    TriggerTracker,
     budget_remaining,
     burn_rate,
     condition_holds,
@@ -71,7 +67,7 @@ from slo.budget import (
     ratio_counts,
     slo_counts,
 )
-from slo.health import ConditionFigure, HealthReport, Memory
+from slo.health import ConditionFigure, HealthReport
 from slo.model import SLO, Condition, Spec, Trigger, sli_kind
 from slo.partial import Partial
 from slo.snapshot import (
@@ -83,74 +79,23 @@ from slo.snapshot import (
     series_snapshot,
     window_events,
 )
-from slo.windows import US, Counts, Series, SeriesState, merged_quantiles, series_sli, summed_counts
+from slo.stage2_state import RegionState, decode_region, encode_region
+from slo.windows import US, Counts, Series, merged_quantiles, series_sli, summed_counts
 
 __all__ = ["Counters", "RegionSnapshot", "SLOSnapshot", "SeriesSnapshot", "Snapshot", "Stage2"]
 
 # The SLIs that have series of their own; exits_before_start is read from errors.
 SERIES_SLIS = (*c.LATENCY_SLIS, c.SLI_ERRORS, c.SLI_REBUFFERING)
 
-_STATE_MAGIC = b"S2R2"
-_STATE_MAGIC_V1 = b"S2R1"  # before series had a dim (issue 16): imported with dim ""
-
-_Health = tuple[bool, float | None, float | None, float | None, float | None, float | None]
-
-
-class _RegionState(msgspec.Struct, array_like=True):
-    series: list[tuple[str, str, str, SeriesState]]  # (sli, kind, dim, state)
-    watermarks: list[tuple[str, int, list[tuple[str, str, str, float]]]]
-    # trigger -> (breached, breach_since, held_since, clear_since, no_data_since, observed_at)
-    health: dict[str, _Health]
-
-
-class _RegionStateV1(msgspec.Struct, array_like=True):
-    """The ``S2R1`` layout: series and flushed keys without a dim."""
-
-    series: list[tuple[str, str, SeriesState]]
-    watermarks: list[tuple[str, int, list[tuple[str, str, float]]]]
-    trigger_since: dict[str, float]  # read when ``health`` is absent (older states)
-    health: dict[str, _Health] = {}
-
-    def upgraded(self) -> _RegionState:
-        health: dict[str, _Health] = {
-            name: (False, None, held, None, None, held) for name, held in self.trigger_since.items()
-        }
-        health.update(self.health)
-        return _RegionState(
-            series=[(sli, kind, "", state) for sli, kind, state in self.series],
-            watermarks=[(source, hi, [(s, k, "", p) for s, k, p in keys]) for source, hi, keys in self.watermarks],
-            health=health,
-        )
-
-
-class _Region:
-    def __init__(self, spec: Spec) -> None:
-        # (sli, kind) -> dim -> series
-        self.series: dict[tuple[str, str], dict[str, Series]] = {}
-        self.watermarks: dict[str, int] = {}
-        self.flushed: dict[str, set[tuple[str, str, str, float]]] = {}
-        self.triggers = TriggerTracker(spec.triggers)
-
-    def all_series(self) -> list[Series]:
-        return [s for by_dim in self.series.values() for s in by_dim.values()]
-
-    def parts(self, sli: str, kind: str) -> list[Series]:
-        """The series of ``sli`` (any SLI: exits_before_start reads errors) and ``kind``, one per dim."""
-        return list(self.series.get((series_sli(sli), kind), {}).values())
-
-
 class Stage2:
     """Per-region rolling windows fed by partials; see the module docstring."""
 
     def __init__(self, spec: Spec) -> None:
         self.spec = spec
-        self._regions: dict[str, _Region] = {}
+        self._regions: dict[str, RegionState] = {}
         self._now: float | None = None
         self._applied = self._duplicate = self._late = self._late_events = 0
         self._rejected = self._overlapping = 0
-        self._encoder = msgspec.msgpack.Encoder()
-        self._decoder = msgspec.msgpack.Decoder(_RegionState)
-        self._decoder_v1 = msgspec.msgpack.Decoder(_RegionStateV1)
         # The series SLIs that carry the dimension: errors when either ratio SLI opts in.
         self._split = {series_sli(sli) for sli in c.SLIS if spec.splits(sli)}
 
@@ -172,7 +117,7 @@ class Stage2:
             self._rejected += 1
             return False
         if region is None:
-            region = self._regions[partial.region] = _Region(self.spec)
+            region = self._regions[partial.region] = RegionState(self.spec)
         series = self._series(region, partial.sli, partial.kind, self._dim_of(partial.sli, partial.dim))
         if series.check(partial) is not None:
             self._rejected += 1
@@ -196,7 +141,7 @@ class Stage2:
             return ""
         return self.spec.dimension.map(dim)
 
-    def _series(self, region: _Region, sli: str, kind: str, dim: str) -> Series:
+    def _series(self, region: RegionState, sli: str, kind: str, dim: str) -> Series:
         by_dim = region.series.setdefault((sli, kind), {})
         series = by_dim.get(dim)
         if series is None:
@@ -227,7 +172,7 @@ class Stage2:
                     holds = None  # no usable data: the trigger's on_no_data decides
                 region.triggers.update(trigger.name, holds, now, figures)
 
-    def _condition(self, region: _Region, cond: Condition, trigger: Trigger) -> ConditionFigure:
+    def _condition(self, region: RegionState, cond: Condition, trigger: Trigger) -> ConditionFigure:
         """One trigger clause over the region (every dimension value) and the trigger's window."""
         parts = region.parts(cond.sli, self.spec.evaluate_kind)
         limit = cond.above_ratio if cond.above_ratio is not None else cond.above_s
@@ -276,7 +221,7 @@ class Stage2:
             overlapping=self._overlapping,
         )
 
-    def _region_snapshot(self, name: str, region: _Region, now: float) -> RegionSnapshot:
+    def _region_snapshot(self, name: str, region: RegionState, now: float) -> RegionSnapshot:
         series: dict[tuple[str, str], SeriesSnapshot] = {}
         by_dim: dict[tuple[str, str, str], SeriesSnapshot] = {}
         for (sli, kind), dims in sorted(region.series.items()):
@@ -298,7 +243,7 @@ class Stage2:
             stage1_late_events=sum(s.stage1_late for s in everything),
         )
 
-    def _slo_snapshot(self, region: _Region, slo: SLO, sums: dict[tuple[str, float], Counts]) -> SLOSnapshot:
+    def _slo_snapshot(self, region: RegionState, slo: SLO, sums: dict[tuple[str, float], Counts]) -> SLOSnapshot:
         parts = region.parts(slo.sli, self.spec.evaluate_kind)
 
         def bad_total(window_s: float) -> tuple[int, int]:
@@ -357,23 +302,7 @@ class Stage2:
 
     def export_region(self, region: str) -> bytes:
         """Serialize the whole state of ``region`` (compressed msgpack); KeyError if unknown."""
-        state = self._regions[region]
-        payload = _RegionState(
-            series=[
-                (sli, kind, dim, s.state())
-                for (sli, kind), dims in sorted(state.series.items())
-                for dim, s in sorted(dims.items())
-            ],
-            watermarks=[
-                (source, hi, sorted(state.flushed.get(source, ())))
-                for source, hi in sorted(state.watermarks.items())
-            ],
-            health={
-                k: (m.breached, m.breach_since, m.held_since, m.clear_since, m.no_data_since, m.observed_at)
-                for k, m in state.triggers.memory.items()
-            },
-        )
-        return _STATE_MAGIC + zlib.compress(self._encoder.encode(payload), 1)
+        return encode_region(self._regions[region])
 
     def import_region(self, region: str, data: bytes) -> None:
         """Replace ``region``'s state by ``export_region`` output (or an ``S2R1`` one); ValueError if it does not fit.
@@ -382,33 +311,11 @@ class Stage2:
         a state from before the spec declared one lands in ``other``; two
         stored series landing on one dim (the allow-list shrank) do not fit.
         """
-        magic, body = data[: len(_STATE_MAGIC)], data[len(_STATE_MAGIC) :]
-        if magic not in (_STATE_MAGIC, _STATE_MAGIC_V1):
-            raise ValueError("not a stage-2 region state")
-        try:
-            raw = zlib.decompress(body)
-            payload = self._decoder.decode(raw) if magic == _STATE_MAGIC else self._decoder_v1.decode(raw).upgraded()
-        except (zlib.error, msgspec.DecodeError) as exc:
-            raise ValueError(f"corrupt stage-2 region state: {exc}") from exc
-        state = _Region(self.spec)
-        for sli, kind, stored_dim, series_state in payload.series:
-            # the spec's dimension decides: "" of an older state is "other" of an opted-in SLI
-            dim = self._dim_of(sli, stored_dim)
-            by_dim = state.series.setdefault((sli, kind), {})
-            if dim in by_dim:
-                raise ValueError(f"stage-2 region state does not match the spec's dimension ({sli} {dim!r} twice)")
-            series = by_dim[dim] = Series(self.spec, sli, kind, dim)
-            series.load(series_state)
-        for source, hi, keys in payload.watermarks:
-            state.watermarks[source] = hi
-            state.flushed[source] = {(s, k, d, p) for s, k, d, p in keys}
-        for name, fields in payload.health.items():
-            state.triggers.memory[name] = Memory(*fields)
+        state = decode_region(self.spec, data, self._dim_of)
         self._regions[region] = state
         if self._now is not None:
             for series in state.all_series():
                 series.advance(self._now)
-
 
 def _unit(sli: str) -> int:
     """Counted units per event of ``sli``: microseconds per second watched for the time ratio, else 1."""
@@ -424,7 +331,7 @@ def _events(partial: Partial) -> int:
     return partial.count
 
 
-def _last_data_at(region: _Region) -> float | None:
+def _last_data_at(region: RegionState) -> float | None:
     """When the newest data of the region was received (collector clock), None before any."""
     newest = max((max(s.max_received_at, s.max_event_time) for s in region.all_series()), default=0.0)
     return newest if newest > 0 else None
