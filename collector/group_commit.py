@@ -157,7 +157,7 @@ class GroupCommit:
             group.timer.cancel()
         try:
             self._produce(partition, group_value(group.values), group.key, group.headers or None, group.waiters)
-        except BaseException as exc:
+        except Exception as exc:
             for waiter in group.waiters:
                 if not waiter.done():
                     waiter.set_exception(exc)
@@ -171,18 +171,3 @@ class GroupCommit:
         """Flush every open group (on shutdown)."""
         for partition in list(self._open):
             self.flush(partition)
-
-    def fail_all(self, exc: BaseException) -> None:
-        """Fail every open group's waiters without producing (the producer is gone)."""
-        groups, self._open = self._open, {}
-        for group in groups.values():
-            if group.timer is not None:
-                group.timer.cancel()
-            for waiter in group.waiters:
-                if not waiter.done():
-                    waiter.set_exception(exc)
-
-    @property
-    def open_beacons(self) -> int:
-        """Beacons queued in open groups (not yet handed to the producer)."""
-        return sum(len(g.values) for g in self._open.values())
