@@ -1,16 +1,12 @@
 """Shared pytest setup. Real-service fixtures live in their own plugin modules.
 
-Under ``CI=true`` (``.ci/run``) a skipped test is a failed test: every skip in
-this suite means a dependency is missing (a Debian package, Node, the Kafka
-jars), and ``scripts/install-deps.sh`` installs them all, so the suite must not
-go green by skipping. Outside CI a skip stays a skip, with its reason (``-ra``).
-Expected failures (``xfail``) are not skips and are left alone.
+The CI rule (a skip fails the run under ``CI=true``) is ``tests/ci_skips.py``,
+a plugin loaded for the whole run (``-p tests.ci_skips`` in pyproject.toml), so
+it covers the packages' doctests too, not only this directory.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Generator
 from pathlib import Path
 
 import pytest
@@ -33,32 +29,3 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
-
-
-def in_ci() -> bool:
-    """Whether the environment variable ``CI`` is set to a true-ish value."""
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def fail_skip_in_ci(report: pytest.TestReport | pytest.CollectReport) -> None:
-    """Turn a skip report into a failure naming the skip's reason, when in CI."""
-    if not (report.skipped and in_ci()) or hasattr(report, "wasxfail"):
-        return
-    longrepr = report.longrepr
-    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
-    report.outcome = "failed"
-    report.longrepr = f"skipped under CI=true, where nothing may skip: {reason.removeprefix('Skipped: ')}"
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    report = yield
-    fail_skip_in_ci(report)
-    return report
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
-    report = yield
-    fail_skip_in_ci(report)
-    return report

@@ -1,7 +1,7 @@
 """Under ``CI=true`` a skipped test fails the run; outside CI it stays a skip.
 
 Each case runs a small test file in a fresh pytest session (``pytester``)
-whose conftest has exactly the two hooks of ``tests/conftest.py``.
+whose conftest has exactly the two hooks of ``tests/ci_skips.py``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-CONFTEST = "from tests.conftest import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401\n"
+CONFTEST = "from tests.ci_skips import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401\n"
 
 SKIP_IN_BODY = """
 import pytest

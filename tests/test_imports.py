@@ -59,6 +59,8 @@ RULES = [
                  id="alerts imports only slo from the project"),
     pytest.param(Rule(("dashboards/**/*.py",), allowed=("slo", "dashboards")),
                  id="dashboards imports only slo from the project"),
+    pytest.param(Rule(("slo/**/*.py",), allowed=("slo",)),
+                 id="slo imports nothing of the project above it"),
 ]
 
 
