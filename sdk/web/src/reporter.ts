@@ -108,6 +108,7 @@ function build(env: Env, o: ReporterOptions): Reporter {
     maxAttempts: Math.max(1, o.maxAttempts ?? 8),
   }, sessionId);
   const hideHooks = new Set<() => void>();
+  const failHooks = new Set<() => void>();
   const detachers = new Set<() => void>();
   let closed = false;
 
@@ -122,13 +123,14 @@ function build(env: Env, o: ReporterOptions): Reporter {
     if (v !== undefined) event.value_ms = Math.round(v * 1000) / 1000;
     if (fields.name) event.name = String(fields.name).slice(0, MAX_LABEL);
     if (fields.code) event.code = String(fields.code).slice(0, MAX_LABEL);
-    if (type === "error") {
-      // An explicit class wins; then the business codes; then the older `fatal` flag.
-      const given = fields.class;
-      event.class = given && ERROR_CLASSES.includes(given) ? given
-        : business.has(String(fields.code)) ? "business" : fields.fatal ? "fatal" : "warning";
-    }
+    if (type === "error") event.class = classOf(fields);
     transport.add(event);
+  };
+  /** An explicit class wins; then the business codes; then the older `fatal` flag. */
+  const classOf = (f: Omit<WireEvent, "type" | "ts">): ErrorClass => {
+    const given = f.class;
+    return given && ERROR_CLASSES.includes(given) ? given
+      : business.has(String(f.code)) ? "business" : f.fatal ? "fatal" : "warning";
   };
 
   const stopHide = env.onPageHide(guard(() => {
@@ -144,6 +146,7 @@ function build(env: Env, o: ReporterOptions): Reporter {
     clearTimeout: env.clearTimeout,
     record,
     onHide: (hook) => (hideHooks.add(hook), () => hideHooks.delete(hook)),
+    onFail: (hook) => (failHooks.add(hook), () => failHooks.delete(hook)),
     heartbeatMs: Math.min(MAX_VALUE_MS, Math.max(100, o.heartbeatMs ?? 10_000)),
   };
 
@@ -182,7 +185,10 @@ function build(env: Env, o: ReporterOptions): Reporter {
       );
     },
     error: guard((code: string, opts: ErrorOptions = {}) => {
-      record("error", { code, class: opts.class, fatal: opts.fatal, name: opts.name });
+      const fields = { code, class: opts.class, fatal: opts.fatal, name: opts.name };
+      record("error", fields);
+      // A refusal or a failure ends the open play attempts: they are not also exits before start.
+      if (!closed && classOf(fields) !== "warning") failHooks.forEach((hook) => guard(hook, undefined)());
     }, undefined),
     flush: () => guard(() => transport.flush(), Promise.resolve())().catch(noop),
     shutdown: () => {

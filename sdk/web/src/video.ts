@@ -6,6 +6,7 @@
  * current source has been shown, and ends at exactly one of:
  *  - the first rendered frame (`requestVideoFrameCallback`, else `playing`) → `first_frame`;
  *  - a media error → `error` with the `MediaError` code (`fatal` unless MEDIA_ERR_ABORTED);
+ *  - a `fatal` or `business` error reported by the page (`reporter.error`) → that error;
  *  - pause, a new source, page hide or detach first → `exit_before_start` (not an error).
  * Resuming after a pause is not a new attempt; loading a new source is.
  *
@@ -30,6 +31,8 @@ export interface VideoSink extends Pick<Env, "now" | "wall" | "setTimeout" | "cl
   record(type: EventType, fields?: Omit<WireEvent, "type" | "ts">): void;
   /** Run `hook` when the page hides (before the unload send); returns the unsubscribe. */
   onHide(hook: () => void): () => void;
+  /** Run `hook` when the page reports a `fatal` or `business` error; returns the unsubscribe. */
+  onFail(hook: () => void): () => void;
   /** Milliseconds between two periodic `playing` heartbeats. */
   heartbeatMs: number;
 }
@@ -207,6 +210,8 @@ export function watch(el: HTMLVideoElement, sink: VideoSink, options: WatchOptio
   ];
   for (const [type, fn] of listeners) video.addEventListener(type, fn);
   const stopHide = sink.onHide(onHide);
+  // The page's own failure or refusal (a geo-block) ends the attempt: it is no exit before start.
+  const stopFail = sink.onFail(() => void (t0 !== null && end()));
   // Watched while already starting (autoplay ran first): the attempt starts now.
   if (!video.paused && video.readyState < 2) begin();
   else if (!video.paused) {
@@ -217,6 +222,7 @@ export function watch(el: HTMLVideoElement, sink: VideoSink, options: WatchOptio
   return () => {
     for (const [type, fn] of listeners) video.removeEventListener(type, fn);
     stopHide();
+    stopFail();
     abandon();
     halt();
   };

@@ -199,4 +199,37 @@ describe("watchVideo", () => {
     v.presentFrame(20);
     expect((await events(b)).map((e) => e.type)).toEqual(["exit_before_start"]);
   });
+
+  it.each([
+    { err: ["GEO_BLOCKED"] as const, leave: "pause", exit: false, why: "a business error (businessErrorCodes) then a pause" },
+    { err: ["E", { class: "business" }] as const, leave: "hide", exit: false, why: "a business error then page hide" },
+    { err: ["E", { class: "fatal" }] as const, leave: "hide", exit: false, why: "a fatal error before the first frame then page hide" },
+    { err: ["E", { fatal: true }] as const, leave: "emptied", exit: false, why: "an older fatal: true error then a new source" },
+    { err: ["E"] as const, leave: "hide", exit: true, why: "a warning (which does not end the attempt) then page hide" },
+  ])("$why: exit_before_start sent is $exit", async ({ err, leave, exit }) => {
+    const b = setup({ businessErrorCodes: ["GEO_BLOCKED"] });
+    const v = new FakeVideo();
+    b.slo.watchVideo(v.element);
+    v.emit("play");
+    vi.advanceTimersByTime(300);
+    (b.slo.error as (...args: unknown[]) => void)(...err);
+    vi.advanceTimersByTime(200);
+    if (leave === "hide") b.hide();
+    else v.emit(leave);
+    const got = (await events(b)).map((e) => [e.type, e.value_ms]);
+    expect(got).toEqual([["error", undefined], ...(exit ? [["exit_before_start", 500]] : [])]);
+  });
+
+  it("an attempt ended by a fatal error stays ended; the next source's attempt is watched again", async () => {
+    const b = setup();
+    const v = new FakeVideo();
+    b.slo.watchVideo(v.element);
+    v.emit("play");
+    b.slo.error("E", { class: "fatal" }); // ends this attempt
+    v.emit("emptied");
+    v.emit("play");
+    vi.advanceTimersByTime(100);
+    v.emit("pause");
+    expect((await events(b)).map((e) => [e.type, e.value_ms])).toEqual([["error", undefined], ["exit_before_start", 100]]);
+  });
 });
