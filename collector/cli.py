@@ -65,7 +65,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--group-linger-ms", type=float, default=0.0,
                    help="group commit: how long a partition's record stays open for more beacons "
                         "(0, the default: until the end of the event-loop iteration); docs/collector.md")
-    p.add_argument("--group-max-beacons", type=int, default=64,
+    p.add_argument("--group-max-beacons", type=int, default=16,
                    help=f"group commit: beacons per Kafka record, 1..{limits.MAX_GROUP_BEACONS} (1: off)")
     p.add_argument("--log-level", default="warning")
     return p

@@ -16,9 +16,9 @@ beacon of a session, grouped or not, lands on one partition and stage 1's
 dedup stays local to it.
 
 Record value (``docs/collector.md``, "Kafka records"): a group of one is the
-beacon's own v1 JSON object, byte for byte what the collector wrote before
-group commit; a group of several is a JSON array of those objects. Stage 1
-reads both (:func:`slo.beacon.decode_record_beacons`).
+beacon's own JSON object, the same form as a record without group commit; a
+group of several is a JSON array of those objects. Stage 1 reads both
+(:func:`slo.beacon.decode_record`).
 
 >>> murmur2(b"21") - 2**32  # Kafka's Utils.murmur2("21".getBytes()) is -973932308
 -973932308
@@ -110,7 +110,7 @@ class GroupCommit:
         produce: Produce,
         *,
         linger_s: float = 0.0,
-        max_beacons: int = 64,
+        max_beacons: int = 16,
         max_bytes: int = 256 * 1024,
     ) -> None:
         if max_beacons < 1 or max_bytes < 1 or linger_s < 0:

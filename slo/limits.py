@@ -24,7 +24,9 @@ MAX_BODY_BYTES: Final = 1 << 20  # request body after decompression (collector d
 # come from a collector with default limits, whatever its encoding.
 MAX_RECORD_BYTES: Final = MAX_BODY_BYTES
 MAX_EVENTS: Final = 500  # events per beacon
-MAX_GROUP_BEACONS: Final = 256  # beacons in one group-commit record (a JSON array of beacons)
+# Beacons in one group-commit record (a JSON array of beacons). Stage 1's dedup
+# memory grows with it: its window counts records (docs/architecture.md).
+MAX_GROUP_BEACONS: Final = 64
 MAX_DEPTH: Final = 3  # JSON nesting of an acceptable beacon: object > events list > event
 MAX_SESSION_ID: Final = 128
 MAX_LABEL: Final = 64  # region, sdk, name, code, dimension keys and values

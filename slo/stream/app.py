@@ -182,9 +182,17 @@ def build_app(settings: Settings, *, tracer: Tracing | None = None) -> faust.App
         if region in rt.stage2.regions():
             return
         data = table.get(region.encode())
-        if data:
+        if not data:
+            return
+        try:
             rt.stage2.import_region(region, data)
-            log.info("stage2: loaded region %s from the table", region)
+        except ValueError as exc:
+            # A corrupt state, or one that no longer fits the spec (its dimension
+            # removed or its allow-list shrunk: docs/spec.md, "Migrating"). The
+            # region starts empty and its next export replaces the stored state.
+            log.error("stage2: region %s: stored state not loaded, windows start empty: %s", region, exc)
+            return
+        log.info("stage2: loaded region %s from the table", region)
 
     dead_letters = app.topic(
         c.TOPIC_DEAD_LETTER, key_type=bytes, value_type=bytes,
