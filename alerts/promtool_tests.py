@@ -264,8 +264,9 @@ def record_test(spec: Spec, slo: SLO, step: int) -> ps.TestGroup:
 
     The series run at :data:`RECORD_RATIO` bad from the start, :data:`RECORD_EVENTS`
     events per sample: the ratio record must be exactly that fraction (a rule
-    reading the wrong counter, bucket or formula, e.g. stall / played for
-    rebuffering, gives another number), and the event count of the shortest
+    whose formula differs from ``promql.RATIO_COUNTERS``, e.g. stall / played for
+    rebuffering, gives another number; the table itself is pinned independently
+    by ``tests/test_qoe_rules.py``), and the event count of the shortest
     raw long window must be every event of the window (what
     ``low_traffic_min_events`` counts: seconds watched for rebuffering).
     """
