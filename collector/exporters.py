@@ -183,7 +183,8 @@ class KafkaExporter:
         self._fatal: Any = None  # the KafkaError that made the producer unusable
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._pending = 0  # records produced, delivery report not served yet
+        # The waiters of each record produced whose delivery report is not served yet, by id().
+        self._in_flight: dict[int, list[asyncio.Future[None]]] = {}
         self._wake = asyncio.Event()
         self._partitions = 0  # the topic's partition count, from the last good probe
         self._groups = GroupCommit(self._produce_group, linger_s=group_linger_s,
@@ -221,7 +222,7 @@ class KafkaExporter:
             if _is_fatal_produce_error(exc):
                 self._healthy = False  # the next poll() raises the fatal error itself
             raise ExporterUnavailable(f"Kafka produce failed: {exc}") from exc
-        self._pending += 1
+        self._in_flight[id(waiters)] = waiters
         self._wake.set()
 
     async def shutdown(self) -> None:
@@ -240,7 +241,7 @@ class KafkaExporter:
         # loop's thread. What is left is purged; its callers get an error (a
         # delivery report with _PURGE_*), not a hang.
         deadline = time.monotonic() + self._send_timeout_s
-        while self._pending and time.monotonic() < deadline:
+        while self._in_flight and time.monotonic() < deadline:
             self._poll(producer)
             await asyncio.sleep(0.01)
         await self._purge(producer)
@@ -269,13 +270,22 @@ class KafkaExporter:
             self._healthy = False
 
     async def _purge(self, producer: Any) -> None:
-        """Drop everything ``producer`` still holds; each pending caller gets its error."""
+        """Drop everything ``producer`` still holds; each pending caller gets its error.
+
+        A delivery report the purge did not serve by the deadline will never
+        be polled: its record's waiters get 503 here instead of hanging.
+        """
         producer.purge()
         deadline = time.monotonic() + self._send_timeout_s
         self._poll(producer)
-        while self._pending and time.monotonic() < deadline:
+        while self._in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
             self._poll(producer)
+        in_flight, self._in_flight = self._in_flight, {}
+        for waiters in in_flight.values():
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_exception(ExporterUnavailable("Kafka producer replaced; delivery unknown"))
 
     async def _replace_producer(self) -> None:
         """After a fatal error: fail the old producer's pending deliveries, then start afresh.
@@ -286,13 +296,12 @@ class KafkaExporter:
         old = self._producer
         self._groups.flush_all()  # their waiters get the purge's error, not a hang
         await self._purge(old)
-        self._pending = 0  # a report the purge did not serve will never be polled
         self._producer = self._new_producer()
         self._fatal = None
 
     def _on_delivery(self, waiters: list[asyncio.Future[None]], err: Any, _msg: Any) -> None:
         """Delivery report of one record, run by ``poll()`` on the event loop's thread."""
-        self._pending -= 1
+        self._in_flight.pop(id(waiters), None)
         if err is not None:
             self._healthy = False
         for fut in waiters:
@@ -313,7 +322,7 @@ class KafkaExporter:
 
     async def _poll_loop(self) -> None:
         while True:
-            if self._pending:
+            if self._in_flight:
                 self._poll(self._producer)
                 await asyncio.sleep(self.poll_interval_s)
             else:

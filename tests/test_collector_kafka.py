@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from collector.app import create_app
 from collector.config import CollectorConfig
-from collector.exporters import KafkaExporter
+from collector.exporters import ExporterUnavailable, KafkaExporter
 from slo import beacon as codec
 from slo import conventions as c
 
@@ -257,6 +257,50 @@ async def test_a_full_local_producer_queue_answers_503_and_stays_ready(
     assert Counter((b.session_id, b.seq) for b in beacons_of(records)) == accepted
 
 
+class PurgeLosesReports:
+    """A producer whose ``purge()`` loses the delivery report of every record but the first."""
+
+    def __init__(self) -> None:
+        self.reports: list[Callable[[Any, Any], None]] = []
+
+    def produce(self, *_args: Any, on_delivery: Callable[[Any, Any], None], **_kwargs: Any) -> None:
+        self.reports.append(on_delivery)
+
+    def purge(self) -> None:
+        del self.reports[1:]
+
+    def poll(self, _timeout: float) -> int:
+        while self.reports:
+            self.reports.pop(0)(None, None)
+        return 0
+
+
+async def test_replacing_the_producer_fails_the_waiters_whose_report_the_purge_did_not_serve() -> None:
+    """Every request waiting on an unserved record gets 503 within the purge's deadline, none hangs.
+
+    A fake producer on purpose: the behaviour under test is the exporter's own
+    bookkeeping of records in flight; a real librdkafka purge serves its
+    reports too reliably to leave one unserved on demand.
+    """
+    exporter = KafkaExporter("unused:9092", send_timeout_s=0.2)
+    old, fresh = PurgeLosesReports(), PurgeLosesReports()
+    exporter._producer = old
+    exporter._new_producer = lambda: fresh  # type: ignore[method-assign]
+    loop = asyncio.get_running_loop()
+    groups = [[loop.create_future() for _ in range(n)] for n in (2, 3, 1)]
+    for waiters in groups:
+        exporter._produce_group(0, b"{}", b"k", None, waiters)
+    assert len(exporter._in_flight) == 3
+
+    await asyncio.wait_for(exporter._replace_producer(), timeout=2)
+
+    assert [f.result() for f in groups[0]] == [None, None]  # the one report served
+    for fut in groups[1] + groups[2]:
+        assert isinstance(fut.exception(), ExporterUnavailable)
+        assert "delivery unknown" in str(fut.exception())
+    assert exporter._in_flight == {} and exporter._producer is fresh
+
+
 def raise_fatal_error(producer: Any, code: int, reason: bytes = b"raised by the test") -> None:
     """A real librdkafka fatal error on ``producer``, through librdkafka's own test hook.
 
@@ -296,7 +340,7 @@ async def test_a_fatal_producer_error_replaces_the_producer_which_becomes_ready_
         assert (await run.post(beacon_body("before", 1))).status_code == 202
         lingering = [asyncio.create_task(run.post(beacon_body("lingering", q))) for q in range(pending)]
         # One partition: the lingering beacons share one group-commit record.
-        await wait_until(lambda: run.exporter._pending == min(pending, 1), 5, "the beacons to be produced")
+        await wait_until(lambda: len(run.exporter._in_flight) == min(pending, 1), 5, "the beacons to be produced")
         old = run.exporter._producer
         caplog.set_level(logging.WARNING, logger="collector.exporters")
         raise_fatal_error(old, KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER)
