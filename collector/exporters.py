@@ -169,7 +169,7 @@ class KafkaExporter:
         probe_interval_s: float = 1.0,
         send_timeout_s: float = 5.0,
         group_linger_s: float = 0.0,
-        group_max_beacons: int = 64,
+        group_max_beacons: int = 16,
         group_max_bytes: int = 256 * 1024,
         **producer_options: Any,
     ) -> None:
