@@ -91,7 +91,7 @@ class _Group:
     headers: Headers = field(default_factory=list)
     key: bytes = b""
     size: int = 0
-    timer: asyncio.TimerHandle | None = None
+    timer: asyncio.Handle | None = None  # call_later or call_soon
 
 
 class GroupCommit:
@@ -137,7 +137,7 @@ class GroupCommit:
             if self.linger_s > 0:
                 group.timer = loop.call_later(self.linger_s, self.flush, partition)
             else:
-                group.timer = loop.call_soon(self.flush, partition)  # type: ignore[assignment]
+                group.timer = loop.call_soon(self.flush, partition)
         waiter: asyncio.Future[None] = loop.create_future()
         group.values.append(value)
         group.waiters.append(waiter)
