@@ -61,7 +61,7 @@ import time
 from typing import Any
 
 from ingest_legs import bench_leg, median_by_leg, paired_main, tracing_summary, warm_broker
-from ingest_servers import TOPIC, needs_kafka
+from ingest_servers import SERVERS, TOPIC, needs_kafka
 from loadgen import EVENTS
 from otel import vs_otel_main
 from workers import workers_main
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-requests", type=int, default=200_000)
     p.add_argument("--kafka", help="use this broker instead of starting one")
     p.add_argument("--no-pin", action="store_true", help="do not pin server/load to CPUs 0/1")
-    p.add_argument("--server", choices=("uvicorn", "granian", "granian-st"), default="uvicorn")
+    p.add_argument("--server", choices=SERVERS, default="uvicorn")
     p.add_argument("--rounds", type=int, default=1, help="repeat all legs (medians, paired ratios)")
     p.add_argument("--trace-ratio", type=float, default=0.01, help="sampling ratio of *_traced legs")
     p.add_argument("--paired", metavar="A,B",

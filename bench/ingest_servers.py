@@ -28,6 +28,8 @@ from loadgen import KEY
 from pydantic import BaseModel
 
 TOPIC = "bench-beacons"
+SERVERS = ("uvicorn", "uvicorn-asgi", "granian", "granian-st")
+"""``uvicorn``: as ``streamslo collector`` serves (the ingest fast path where that revision has it)."""
 
 
 def use_bench_src() -> None:
@@ -176,7 +178,9 @@ def serve(leg: str, port: int, kafka: str | None, pin: bool, server: str) -> Non
         except ImportError:
             pass
         else:
-            options = UVICORN_OPTIONS
+            options = dict(UVICORN_OPTIONS)
+    if server == "uvicorn-asgi":  # plain uvicorn: every request through the ASGI app
+        options = {**options, "http": "httptools"}
     uvicorn.run(make_app(leg, kafka), host="127.0.0.1", port=port, log_level="warning", **options)
 
 
@@ -185,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("leg")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--kafka", default=None)
-    p.add_argument("--server", choices=("uvicorn", "granian", "granian-st"), default="uvicorn")
+    p.add_argument("--server", choices=SERVERS, default="uvicorn")
     p.add_argument("--no-pin", action="store_true")
     args = p.parse_args(argv)
     use_bench_src()

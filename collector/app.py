@@ -26,11 +26,12 @@ then the rest of the body read and discarded (bounded), then the close
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -60,6 +61,7 @@ from collector.ratelimit import RateLimiter
 from collector.schema import ENCODER, Refusal, openapi_components
 from collector.validation import BODY, Receive, Refused, read_body, to_beacon
 from slo import conventions as c
+from slo.beacon import Beacon
 from slo.telemetry import OFF, Tracing, setup_tracing, shutdown_tracing, tracing
 from slo.telemetry import names as tn
 from slo.telemetry.request import RequestSpans
@@ -68,6 +70,9 @@ from slo.telemetry.request import RequestSpans
 __all__ = ["INGEST_PATH", "CollectorApp", "IngestEndpoint", "Scope", "Send", "create_app", "freeze_heap"]
 
 log = logging.getLogger(__name__)
+
+Reply = Callable[[int, bytes, Headers], None]
+"""``reply(status, body, headers)``: how :meth:`IngestEndpoint.serve_buffered` answers."""
 
 INGEST_PATH = "/v1/beacons"
 _JSON_TYPES = (b"", b"application/json", b"text/plain")
@@ -105,6 +110,16 @@ class IngestEndpoint:
         self._retry_503 = str(config.retry_after_s).encode()
         self.drain_max_bytes = DRAIN_MAX_BYTES
         self.drain_max_s = DRAIN_MAX_S
+        # The fast path (serve_buffered) needs an exporter that can start an export
+        # without being awaited; others are served by the ASGI path only.
+        self._submit: Callable[..., asyncio.Future[None] | None] | None = getattr(exporter, "submit", None)
+        self.served_fast = 0
+        """Requests answered by :meth:`serve_buffered` (the fast path), for tests and debugging."""
+
+    @property
+    def fast_path(self) -> bool:
+        """True when :meth:`serve_buffered` may be used: the exporter has ``submit()``."""
+        return self._submit is not None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers: dict[bytes, bytes] = dict(scope["headers"])
@@ -139,14 +154,7 @@ class IngestEndpoint:
         try:
             status, body, extra = await self._ingest(scope, request, headers, span)
         except Refused as r:
-            self.metrics.refused[r.reason].inc()
-            self.metrics.beacons[c.OUTCOME_REFUSED].inc()
-            if r.events:
-                self.metrics.events[c.OUTCOME_REFUSED].inc(r.events)
-            status, body = r.status, ENCODER.encode(Refusal(r.message, r.field, r.reason))
-            extra = [(b"retry-after", retry_after(r.retry_after))] if r.retry_after else []
-            if span is not None:
-                _span_outcome(span, c.OUTCOME_REFUSED, r.reason, r.status, r.events)
+            status, body, extra = self._refused(r, span)
             # With "Expect: 100-continue" the client waits for us: nothing to drain,
             # and reading would make the server send a 100 after the final status.
             if not request.ended and b"100-continue" not in headers.get(b"expect", b"").lower():
@@ -154,18 +162,96 @@ class IngestEndpoint:
                                         self.drain_max_bytes, self.drain_max_s)
                 return
         except Exception:
-            # A bug (ours or a sink's), never bad input: say so honestly with a
-            # 500, count it, and keep the traceback in the log.
-            log.exception("ingest: unexpected error")
-            self.metrics.beacons[c.OUTCOME_FAILED].inc()
-            status, body, extra = 500, ENCODER.encode(Refusal("internal error", BODY, "internal")), []
-            if span is not None:
-                _span_outcome(span, c.OUTCOME_FAILED, "internal", 500)
+            status, body, extra = self._internal_error(span)
         await respond(send, status, body, extra + cors)
 
     async def _ingest(
         self, scope: Scope, receive: Receive, headers: dict[bytes, bytes], span: RequestSpans | None
     ) -> tuple[int, bytes, Headers]:
+        gzipped = self._check_head(headers, scope["headers"], scope.get("query_string", b""))
+        raw = await read_body(receive, limit=self.config.max_body_bytes, gzipped=gzipped)
+        beacon = to_beacon(raw, self.config, time.time())
+        n = len(beacon.events)
+        t0 = time.perf_counter()
+        trace_headers = self._start_send(beacon, n, span)
+        try:
+            # Exporters bound their own wait (KafkaExporter.send_timeout_s,
+            # InProcessExporter.timeout_s): an asyncio.timeout here would cost
+            # ~10 us per request for sinks that never block.
+            await self.exporter.export(beacon, trace_headers)
+        except ExporterUnavailable as exc:
+            self._end_send(span, exc)
+            return self._unavailable(exc, n, span)
+        except BaseException as exc:
+            self._end_send(span, exc)
+            raise
+        self._end_send(span, None)
+        return self._accepted(n, t0, span)
+
+    def serve_buffered(
+        self, raw_headers: Headers, query: bytes, body: bytes, reply: Reply
+    ) -> None:
+        """Answer a ``POST`` whose whole identity-encoded body is in hand, without a task.
+
+        The fast path of ``collector/fastpath.py``: the same checks, metrics,
+        spans and answers as the ASGI path, but ``reply(status, body, headers)``
+        is called (now, or from the export's done-callback) instead of awaiting
+        the export. Only for exporters with ``submit()``. The whole body has
+        been read, so a refusal here is an ordinary answer, not a lingering close.
+        """
+        self.served_fast += 1
+        t0 = time.perf_counter()
+        headers = dict(raw_headers)
+        cors = self._cors_headers(headers.get(b"origin"))
+        span = self.tr.request() if self.tr.enabled else None
+
+        def finish(answer: tuple[int, bytes, Headers]) -> None:
+            status, out, extra = answer
+            reply(status, out, extra + cors)
+            if span is not None:
+                span.end()
+            self.metrics.request_duration.observe(time.perf_counter() - t0)
+
+        n = 0
+        try:
+            self._check_head(headers, raw_headers, query)
+            beacon = to_beacon(body, self.config, time.time())
+            n = len(beacon.events)
+            t_export = time.perf_counter()
+            trace_headers = self._start_send(beacon, n, span)
+            assert self._submit is not None, "serve_buffered needs an exporter with submit()"
+            pending = self._submit(beacon, trace_headers)
+        except Refused as r:
+            finish(self._refused(r, span))
+            return
+        except ExporterUnavailable as exc:  # not ready: submit() refused at once
+            self._end_send(span, exc)
+            finish(self._unavailable(exc, n, span))
+            return
+        except Exception as exc:
+            self._end_send(span, exc)
+            finish(self._internal_error(span))
+            return
+        if pending is None:  # acknowledged already (a synchronous sink)
+            self._end_send(span, None)
+            finish(self._accepted(n, t_export, span))
+            return
+
+        def settled(fut: asyncio.Future[None]) -> None:
+            exc = asyncio.CancelledError() if fut.cancelled() else fut.exception()
+            self._end_send(span, exc)
+            if exc is None:
+                finish(self._accepted(n, t_export, span))
+            elif isinstance(exc, ExporterUnavailable):
+                finish(self._unavailable(exc, n, span))
+            else:
+                log.error("ingest: unexpected export error", exc_info=exc)
+                finish(self._internal_error(span, logged=True))
+
+        pending.add_done_callback(settled)
+
+    def _check_head(self, headers: dict[bytes, bytes], raw_headers: Headers, query: bytes) -> bool:
+        """The checks that need no body: media type, encoding, key, rate, length; True if gzipped."""
         ctype = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
         if ctype not in _JSON_TYPES:
             raise Refused(415, c.REASON_UNSUPPORTED_MEDIA, "content-type",
@@ -174,7 +260,7 @@ class IngestEndpoint:
         if encoding not in _ENCODINGS:
             raise Refused(415, c.REASON_UNSUPPORTED_MEDIA, "content-encoding",
                           "only gzip or identity encoding is accepted")
-        key = self._authenticate(scope)
+        key = self._authenticate(raw_headers, query)
         wait = self.limiter.take(key)
         if wait > 0:
             raise Refused(429, c.REASON_RATE_LIMITED, "key",
@@ -183,47 +269,62 @@ class IngestEndpoint:
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             raise Refused(413, c.REASON_TOO_LARGE, BODY, f"body exceeds {limit} bytes")
-        raw = await read_body(receive, limit=limit, gzipped=encoding == b"gzip")
-        beacon = to_beacon(raw, self.config, time.time())
-        n = len(beacon.events)
-        t0 = time.perf_counter()
-        try:
-            # Exporters bound their own wait (KafkaExporter.send_timeout_s,
-            # InProcessExporter.timeout_s): an asyncio.timeout here would cost
-            # ~10 us per request for sinks that never block.
-            if span is None:
-                await self.exporter.export(beacon)
-            else:
-                span.set_attribute(tn.ATTR_EVENTS, n)
-                if self._topic is None:
-                    await self.exporter.export(beacon)
-                else:
-                    # Only sampled requests carry a traceparent: the others pay nothing for it.
-                    trace_headers = span.start_send(self._topic, beacon.session_id)
-                    try:
-                        await self.exporter.export(beacon, trace_headers)
-                    except BaseException as exc:
-                        span.end_send(exc)
-                        raise
-                    span.end_send()
-        except ExporterUnavailable as exc:
-            self.metrics.export_failures.inc()
-            self.metrics.beacons[c.OUTCOME_FAILED].inc()
-            self.metrics.events[c.OUTCOME_FAILED].inc(n)
-            body = ENCODER.encode(Refusal(f"exporter unavailable: {exc}", BODY, "unavailable"))
-            if span is not None:
-                _span_outcome(span, c.OUTCOME_FAILED, "unavailable", 503)
-            return 503, body, [(b"retry-after", self._retry_503)]
-        self.metrics.export_duration.observe(time.perf_counter() - t0)
+        return encoding == b"gzip"
+
+    def _start_send(self, beacon: Beacon, n: int, span: RequestSpans | None) -> list[tuple[str, bytes]] | None:
+        """On a sampled request: its events attribute and, for Kafka, the producer span's traceparent."""
+        if span is None:
+            return None
+        span.set_attribute(tn.ATTR_EVENTS, n)
+        if self._topic is None:
+            return None
+        # Only sampled requests carry a traceparent: the others pay nothing for it.
+        return span.start_send(self._topic, beacon.session_id)
+
+    def _end_send(self, span: RequestSpans | None, exc: BaseException | None) -> None:
+        if span is not None and self._topic is not None:
+            span.end_send(exc)
+
+    def _accepted(self, n: int, t_export: float, span: RequestSpans | None) -> tuple[int, bytes, Headers]:
+        self.metrics.export_duration.observe(time.perf_counter() - t_export)
         self.metrics.beacons[c.OUTCOME_ACCEPTED].inc()
         self.metrics.events[c.OUTCOME_ACCEPTED].inc(n)
         if span is not None:
             span.set_attribute(tn.ATTR_OUTCOME, c.OUTCOME_ACCEPTED)
         return 202, b'{"status":"accepted","events":%d}' % n, []
 
-    def _authenticate(self, scope: Scope) -> str:
+    def _unavailable(self, exc: ExporterUnavailable, n: int, span: RequestSpans | None) -> tuple[int, bytes, Headers]:
+        self.metrics.export_failures.inc()
+        self.metrics.beacons[c.OUTCOME_FAILED].inc()
+        self.metrics.events[c.OUTCOME_FAILED].inc(n)
+        body = ENCODER.encode(Refusal(f"exporter unavailable: {exc}", BODY, "unavailable"))
+        if span is not None:
+            _span_outcome(span, c.OUTCOME_FAILED, "unavailable", 503)
+        return 503, body, [(b"retry-after", self._retry_503)]
+
+    def _refused(self, r: Refused, span: RequestSpans | None) -> tuple[int, bytes, Headers]:
+        self.metrics.refused[r.reason].inc()
+        self.metrics.beacons[c.OUTCOME_REFUSED].inc()
+        if r.events:
+            self.metrics.events[c.OUTCOME_REFUSED].inc(r.events)
+        body = ENCODER.encode(Refusal(r.message, r.field, r.reason))
+        extra = [(b"retry-after", retry_after(r.retry_after))] if r.retry_after else []
+        if span is not None:
+            _span_outcome(span, c.OUTCOME_REFUSED, r.reason, r.status, r.events)
+        return r.status, body, extra
+
+    def _internal_error(self, span: RequestSpans | None, logged: bool = False) -> tuple[int, bytes, Headers]:
+        """A bug (ours or a sink's), never bad input: an honest, counted 500, the traceback in the log."""
+        if not logged:
+            log.exception("ingest: unexpected error")
+        self.metrics.beacons[c.OUTCOME_FAILED].inc()
+        if span is not None:
+            _span_outcome(span, c.OUTCOME_FAILED, "internal", 500)
+        return 500, ENCODER.encode(Refusal("internal error", BODY, "internal")), []
+
+    def _authenticate(self, raw_headers: Headers, query: bytes) -> str:
         """The bucket id of the request: its matched key, or "" when keys are optional."""
-        candidate = candidate_from(scope["headers"], scope.get("query_string", b""))
+        candidate = candidate_from(raw_headers, query)
         key = self.keys.match(candidate)
         if key is not None:
             return key

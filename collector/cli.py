@@ -33,9 +33,11 @@ from collector.config import CollectorConfig, ConfigError
 from slo import limits
 
 ARGV_ENV = "STREAMSLO_COLLECTOR_ARGV"
-SERVERS = ("uvicorn", "granian")  # the first is the default
+SERVERS = ("uvicorn", "uvicorn-asgi", "granian")  # the first is the default
 UVICORN_OPTIONS: dict[str, Any] = {
-    "loop": "uvloop", "http": "httptools", "server_header": False, "date_header": False,
+    # httptools, with POST /v1/beacons answered without an ASGI task (collector/fastpath.py);
+    # --server uvicorn-asgi is plain uvicorn ("httptools"), every request through the ASGI app.
+    "loop": "uvloop", "http": "collector.fastpath:IngestProtocol", "server_header": False, "date_header": False,
     # The query string may carry an ingest key (?key=), and keys must never reach a log.
     "access_log": False,
     # Nothing reads the client's address (no access log), and uvicorn's
@@ -43,6 +45,13 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "proxy_headers": False,
 }
 """How ``streamslo collector`` runs uvicorn; ``bench/bench_ingest.py`` serves its legs the same way."""
+
+
+def uvicorn_options(server: str = "uvicorn") -> dict[str, Any]:
+    """uvicorn's options for ``--server uvicorn`` (the fast path) or ``uvicorn-asgi``."""
+    if server == "uvicorn-asgi":
+        return {**UVICORN_OPTIONS, "http": "httptools"}
+    return dict(UVICORN_OPTIONS)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -56,8 +65,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--server", choices=SERVERS, default=SERVERS[0],
-                   help="HTTP server: uvicorn (uvloop + httptools) or "
-                        "granian (pip install granian); see docs/collector.md")
+                   help="HTTP server: uvicorn (uvloop + httptools, the ingest route on a fast path), "
+                        "uvicorn-asgi (plain uvicorn) or granian (pip install granian); see docs/collector.md")
     p.add_argument("--rate-per-key", type=float, default=None, help="beacons/s per key and worker (0: off)")
     p.add_argument("--burst-per-key", type=float, default=None)
     p.add_argument("--cors-origin", action="append", default=[], help="allowed browser origin (repeat)")
@@ -118,7 +127,7 @@ def main(argv: list[str]) -> int:
     import uvicorn
 
     common: dict[str, Any] = dict(host=args.host, port=args.port, log_level=args.log_level,
-                                  **UVICORN_OPTIONS)
+                                  **uvicorn_options(args.server))
     if args.workers <= 1:
         uvicorn.run(build_app(args), **common)
         return 0

@@ -64,6 +64,19 @@ class Exporter(Protocol):
     def ready(self) -> bool: ...
 
 
+@runtime_checkable
+class SubmittingExporter(Exporter, Protocol):
+    """An exporter that can also start a delivery without being awaited (the ingest fast path).
+
+    ``submit()`` raises :class:`ExporterUnavailable` at once when it cannot
+    take the beacon, else returns a future that resolves when the downstream
+    acknowledged (or fails with :class:`ExporterUnavailable`), or None when it
+    already has.
+    """
+
+    def submit(self, beacon: Beacon, headers: Headers | None = None) -> asyncio.Future[None] | None: ...
+
+
 class InProcessExporter:
     """Hands each beacon to ``sink`` (sync or async) in the same process.
 
@@ -86,15 +99,27 @@ class InProcessExporter:
         self._closed = False
 
     async def export(self, beacon: Beacon, headers: Headers | None = None) -> None:
+        result = self._hand_over(beacon)
+        if result is not None and inspect.isawaitable(result):
+            await self._bounded(result)
+
+    def submit(self, beacon: Beacon, headers: Headers | None = None) -> asyncio.Future[None] | None:
+        result = self._hand_over(beacon)
+        if result is not None and inspect.isawaitable(result):
+            return asyncio.ensure_future(self._bounded(result))
+        return None
+
+    def _hand_over(self, beacon: Beacon) -> Awaitable[None] | None:
         if self._closed:
             raise ExporterUnavailable("in-process exporter is shut down")
-        result = self._sink(beacon)
-        if result is not None and inspect.isawaitable(result):
-            try:
-                async with asyncio.timeout(self._timeout_s):
-                    await result
-            except TimeoutError:
-                raise ExporterUnavailable(f"sink did not finish within {self._timeout_s} s") from None
+        return self._sink(beacon)
+
+    async def _bounded(self, result: Awaitable[None]) -> None:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await result
+        except TimeoutError:
+            raise ExporterUnavailable(f"sink did not finish within {self._timeout_s} s") from None
 
     async def shutdown(self) -> None:
         self._closed = True
@@ -202,10 +227,14 @@ class KafkaExporter:
         return self._healthy and self._producer is not None and self._partitions > 0
 
     async def export(self, beacon: Beacon, headers: Headers | None = None) -> None:
+        await self.submit(beacon, headers)
+
+    def submit(self, beacon: Beacon, headers: Headers | None = None) -> asyncio.Future[None]:
+        """Queue ``beacon`` in its partition's group; the future resolves with the record's ack."""
         if not self.ready():
             raise ExporterUnavailable("Kafka is not reachable")
         key = beacon.session_id.encode()
-        await self._groups.add(partition_for(key, self._partitions), beacon_codec.encode(beacon), key, headers)
+        return self._groups.add(partition_for(key, self._partitions), beacon_codec.encode(beacon), key, headers)
 
     def _produce_group(self, partition: int, value: bytes, key: bytes, headers: Headers | None,
                        waiters: list[asyncio.Future[None]]) -> None:

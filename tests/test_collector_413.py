@@ -70,7 +70,7 @@ class Server:
 
 
 @pytest.fixture(scope="module", params=["httptools", "h11"],
-                ids=["uvicorn with httptools (production)", "uvicorn with h11"])
+                ids=["uvicorn with httptools (the ASGI path all refusals here take)", "uvicorn with h11"])
 def server(request: pytest.FixtureRequest) -> Iterator[Server]:
     with Server(request.param) as s:
         yield s

@@ -1,0 +1,211 @@
+"""uvicorn's httptools protocol, with ``POST /v1/beacons`` answered without an ASGI task.
+
+Use :class:`IngestProtocol` as uvicorn's HTTP protocol (``streamslo collector``
+does, via ``collector.cli.UVICORN_OPTIONS``)::
+
+    uvicorn.run(create_app(config, exporter), http=IngestProtocol, loop="uvloop")
+
+uvicorn stays the server: sockets, workers, lifespan, keep-alive and shutdown
+are its own, and so is every route but one. For an ingest request whose whole
+body arrives by ``Content-Length`` (identity encoding, no ``Expect:
+100-continue``, at most ``max_body_bytes``) the protocol buffers the body and
+hands it to :meth:`collector.app.IngestEndpoint.serve_buffered`, which runs the
+same checks, metrics and spans as the ASGI path and calls back with the answer
+when the export is acknowledged; the answer goes out in one write. Nothing
+builds an ASGI scope's messages, a task or a coroutine for it.
+
+Why: answering a bare 202 costs about 30 us of server CPU per request through
+uvicorn's ASGI cycle and 9.5 us from a plain protocol on the same parser
+(measured on this project's 2-core box, ``docs/benchmarks.md``); the ingest
+request is the one request that matters for that.
+
+Everything else (gzip or chunked bodies, 100-continue, a ``Content-Length``
+over the limit, whose 413 is a lingering close; ``OPTIONS``; other paths) goes
+through uvicorn's ASGI cycle to the app as before. Pipelined requests are
+answered in order across both paths: a fast request waits in uvicorn's own
+pipeline queue like any other.
+
+This subclasses uvicorn's ``HttpToolsProtocol`` and relies on its per-request
+attributes (``url``, ``headers``, ``cycle``, ``pipeline``, ``flow``) and on
+``_start_asgi_task``/``on_response_complete``; ``pyproject.toml`` bounds the
+uvicorn version, and ``tests/test_fastpath.py`` checks the behaviour against
+plain uvicorn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from collector.app import INGEST_PATH, IngestEndpoint
+from collector.asgi import Headers, response_headers
+
+__all__ = ["IngestProtocol"]
+
+_INGEST = INGEST_PATH.encode()
+_IDENTITY = (b"", b"identity")
+_UNWRAP_DEPTH = 4  # uvicorn's own wrappers: ASGI2, proxy headers, message logger
+
+
+class _NoEvent:
+    """uvicorn's ``connection_lost`` wakes the current cycle's reader; a fast cycle has none."""
+
+    @staticmethod
+    def set() -> None:
+        return None
+
+
+class _FastCycle:
+    """One fast-path request, standing in for uvicorn's ``RequestResponseCycle``.
+
+    uvicorn's connection code reads ``response_complete``, ``keep_alive``,
+    ``disconnected`` and ``message_event`` of the current cycle; the rest is
+    this path's own: the headers and query captured at the end of the head,
+    the body chunks, and whether the request may start (not behind a
+    pipelined one) and has fully arrived.
+    """
+
+    __slots__ = ("body", "complete", "disconnected", "headers", "ingest", "keep_alive", "protocol", "query",
+                 "response_complete", "started")
+    message_event = _NoEvent
+
+    def __init__(self, protocol: IngestProtocol, ingest: IngestEndpoint, headers: Headers, query: bytes,
+                 keep_alive: bool) -> None:
+        self.protocol = protocol
+        self.ingest = ingest
+        self.headers = headers
+        self.query = query
+        self.keep_alive = keep_alive
+        self.body: list[bytes] = []
+        self.started = False
+        self.complete = False
+        self.response_complete = False
+        self.disconnected = False
+
+    def serve(self) -> None:
+        """Hand the buffered request to the endpoint; :meth:`reply` is its answer."""
+        body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
+        self.body = []
+        self.ingest.serve_buffered(self.headers, self.query, body, self.reply)
+
+    def reply(self, status: int, body: bytes, headers: Headers) -> None:
+        """Write the whole answer at once, then let uvicorn go on to the next request."""
+        protocol = self.protocol
+        transport = protocol.transport
+        if self.disconnected or transport.is_closing():
+            self.response_complete = True
+            return
+        out = [STATUS_LINE[status]]
+        for name, value in protocol.server_state.default_headers:
+            out += (name, b": ", value, b"\r\n")
+        for name, value in response_headers(body, headers):
+            out += (name, b": ", value, b"\r\n")
+        if not self.keep_alive:
+            out.append(b"connection: close\r\n")
+        out += (b"\r\n", body)
+        transport.write(b"".join(out))
+        self.response_complete = True
+        if not self.keep_alive:
+            transport.close()
+        if protocol.flow.write_paused:
+            # A client not reading its answers: take no more requests until it does.
+            protocol.loop.create_task(_after_drain(protocol))
+        else:
+            protocol.on_response_complete()
+
+
+async def _after_drain(protocol: IngestProtocol) -> None:
+    await protocol.flow.drain()
+    protocol.on_response_complete()
+
+
+def ingest_endpoint(app: Any) -> IngestEndpoint | None:
+    """The collector's ingest endpoint under uvicorn's own wrappers of ``app``, if it has one.
+
+    Only uvicorn's wrappers are looked through: an app wrapped in someone
+    else's middleware keeps every request going through that middleware.
+    """
+    for _ in range(_UNWRAP_DEPTH):
+        ingest = getattr(app, "ingest", None)
+        if isinstance(ingest, IngestEndpoint):
+            return ingest if ingest.fast_path else None
+        if not type(app).__module__.startswith("uvicorn."):
+            return None
+        app = getattr(app, "app", None)
+    return None
+
+
+class IngestProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol (httptools) with the ingest fast path; see the module doc."""
+
+    def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
+                 _loop: asyncio.AbstractEventLoop | None = None) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        found = ingest_endpoint(self.app)
+        # uvicorn's concurrency limit and a root path are its ASGI cycle's business.
+        if config.limit_concurrency is not None or config.root_path:
+            found = None
+        self.ingest = found
+        self._limit = found.config.max_body_bytes if found is not None else 0
+        self._parsing_fast = False
+
+    def on_headers_complete(self) -> None:
+        cycle = self._fast_cycle() if self.ingest is not None else None
+        if cycle is None:
+            self._parsing_fast = False
+            super().on_headers_complete()
+            return
+        self._parsing_fast = True
+        previous = self.cycle
+        self.cycle = cycle  # type: ignore[assignment]
+        if previous is None or previous.response_complete:
+            cycle.started = True
+        else:  # pipelined behind an unanswered request: queue it as uvicorn does
+            self.flow.pause_reading()
+            self.pipeline.appendleft((cycle, self.app))  # type: ignore[arg-type]
+
+    def _fast_cycle(self) -> _FastCycle | None:
+        """A cycle for this request if it may take the fast path, else None."""
+        ingest = self.ingest
+        assert ingest is not None
+        path, _, query = self.url.partition(b"?")
+        if path != _INGEST or self.expect_100_continue or self.parser.get_method() != b"POST":
+            return None
+        length = None
+        for name, value in self.headers:
+            if name == b"content-length":
+                length = value
+            elif name == b"transfer-encoding" or (
+                    name == b"content-encoding" and value.strip().lower() not in _IDENTITY):
+                return None
+        if length is None or not length.isdigit() or int(length) > self._limit:
+            return None
+        keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
+        return _FastCycle(self, ingest, self.headers, query, keep_alive)
+
+    def on_body(self, body: bytes) -> None:
+        if self._parsing_fast:
+            cycle: _FastCycle = self.cycle  # type: ignore[assignment]
+            cycle.body.append(body)
+        else:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self._parsing_fast:
+            super().on_message_complete()
+            return
+        cycle: _FastCycle = self.cycle  # type: ignore[assignment]
+        cycle.complete = True
+        if cycle.started:
+            cycle.serve()
+
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        """uvicorn starts the next pipelined request here: a fast one is served, not tasked."""
+        if isinstance(cycle, _FastCycle):
+            cycle.started = True
+            if cycle.complete:
+                cycle.serve()
+            return
+        super()._start_asgi_task(cycle, app)
