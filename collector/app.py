@@ -26,7 +26,6 @@ then the rest of the body read and discarded (bounded), then the close
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 import os
@@ -112,7 +111,7 @@ class IngestEndpoint:
         self.drain_max_s = DRAIN_MAX_S
         # The fast path (serve_buffered) needs an exporter that can start an export
         # without being awaited; others are served by the ASGI path only.
-        self._submit: Callable[..., asyncio.Future[None] | None] | None = getattr(exporter, "submit", None)
+        self._submit: Callable[..., None] | None = getattr(exporter, "submit", None)
         self.served_fast = 0
         """Requests answered by :meth:`serve_buffered` (the fast path), for tests and debugging."""
 
@@ -195,8 +194,8 @@ class IngestEndpoint:
 
         The fast path of ``collector/fastpath.py``: the same checks, metrics,
         spans and answers as the ASGI path, but ``reply(status, body, headers)``
-        is called (now, or from the export's done-callback) instead of awaiting
-        the export. Only for exporters with ``submit()``. The whole body has
+        is called (now, or from the exporter's ``done`` callback) instead of
+        awaiting the export. Only for exporters with ``submit()``. The whole body has
         been read, so a refusal here is an ordinary answer, not a lingering close.
         """
         self.served_fast += 1
@@ -212,33 +211,20 @@ class IngestEndpoint:
                 span.end()
             self.metrics.request_duration.observe(time.perf_counter() - t0)
 
-        n = 0
         try:
             self._check_head(headers, raw_headers, query)
             beacon = to_beacon(body, self.config, time.time())
-            n = len(beacon.events)
-            t_export = time.perf_counter()
-            trace_headers = self._start_send(beacon, n, span)
-            assert self._submit is not None, "serve_buffered needs an exporter with submit()"
-            pending = self._submit(beacon, trace_headers)
         except Refused as r:
             finish(self._refused(r, span))
             return
-        except ExporterUnavailable as exc:  # not ready: submit() refused at once
-            self._end_send(span, exc)
-            finish(self._unavailable(exc, n, span))
-            return
-        except Exception as exc:
-            self._end_send(span, exc)
+        except Exception:
             finish(self._internal_error(span))
             return
-        if pending is None:  # acknowledged already (a synchronous sink)
-            self._end_send(span, None)
-            finish(self._accepted(n, t_export, span))
-            return
+        n = len(beacon.events)
+        t_export = time.perf_counter()
+        trace_headers = self._start_send(beacon, n, span)
 
-        def settled(fut: asyncio.Future[None]) -> None:
-            exc = asyncio.CancelledError() if fut.cancelled() else fut.exception()
+        def settled(exc: BaseException | None) -> None:
             self._end_send(span, exc)
             if exc is None:
                 finish(self._accepted(n, t_export, span))
@@ -248,7 +234,14 @@ class IngestEndpoint:
                 log.error("ingest: unexpected export error", exc_info=exc)
                 finish(self._internal_error(span, logged=True))
 
-        pending.add_done_callback(settled)
+        assert self._submit is not None, "serve_buffered needs an exporter with submit()"
+        try:
+            self._submit(beacon, settled, trace_headers)
+        except ExporterUnavailable as exc:  # not ready: refused at once, settled not called
+            settled(exc)
+        except Exception as exc:  # a sink's bug, raised before it could call settled
+            self._end_send(span, exc)
+            finish(self._internal_error(span))
 
     def _check_head(self, headers: dict[bytes, bytes], raw_headers: Headers, query: bytes) -> bool:
         """The checks that need no body: media type, encoding, key, rate, length; True if gzipped."""

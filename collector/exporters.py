@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
-from collector.group_commit import GroupCommit, partition_for
+from collector.group_commit import Done, GroupCommit, future_done, partition_for
 from slo import beacon as beacon_codec
 from slo import conventions as c
 from slo.beacon import Beacon
@@ -69,12 +69,12 @@ class SubmittingExporter(Exporter, Protocol):
     """An exporter that can also start a delivery without being awaited (the ingest fast path).
 
     ``submit()`` raises :class:`ExporterUnavailable` at once when it cannot
-    take the beacon, else returns a future that resolves when the downstream
-    acknowledged (or fails with :class:`ExporterUnavailable`), or None when it
-    already has.
+    take the beacon; else it calls ``done`` exactly once, later or before it
+    returns: ``done(None)`` when the downstream acknowledged,
+    ``done(ExporterUnavailable(...))`` when it will not.
     """
 
-    def submit(self, beacon: Beacon, headers: Headers | None = None) -> asyncio.Future[None] | None: ...
+    def submit(self, beacon: Beacon, done: Done, headers: Headers | None = None) -> None: ...
 
 
 class InProcessExporter:
@@ -103,11 +103,13 @@ class InProcessExporter:
         if result is not None and inspect.isawaitable(result):
             await self._bounded(result)
 
-    def submit(self, beacon: Beacon, headers: Headers | None = None) -> asyncio.Future[None] | None:
+    def submit(self, beacon: Beacon, done: Done, headers: Headers | None = None) -> None:
         result = self._hand_over(beacon)
-        if result is not None and inspect.isawaitable(result):
-            return asyncio.ensure_future(self._bounded(result))
-        return None
+        if result is None or not inspect.isawaitable(result):
+            done(None)
+            return
+        task = asyncio.ensure_future(self._bounded(result))
+        task.add_done_callback(partial(_task_done, done))
 
     def _hand_over(self, beacon: Beacon) -> Awaitable[None] | None:
         if self._closed:
@@ -126,6 +128,10 @@ class InProcessExporter:
 
     def ready(self) -> bool:
         return not self._closed
+
+
+def _task_done(done: Done, task: asyncio.Future[None]) -> None:
+    done(asyncio.CancelledError() if task.cancelled() else task.exception())
 
 
 def _librdkafka_options(bootstrap: str, send_timeout_s: float) -> dict[str, Any]:
@@ -178,7 +184,7 @@ class KafkaExporter:
 
     Delivery reports are served on the event loop: while deliveries are
     pending, a task calls ``poll(0)`` every ``poll_interval_s``, so the
-    callbacks resolve futures on the loop's own thread (no locks, no
+    callbacks answer their requests on the loop's own thread (no locks, no
     cross-thread wake-ups). A poll thread handing results over with
     ``call_soon_threadsafe`` measured no better (``bench/bench_exporter.py``).
     """
@@ -209,7 +215,7 @@ class KafkaExporter:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         # The waiters of each record produced whose delivery report is not served yet, by id().
-        self._in_flight: dict[int, list[asyncio.Future[None]]] = {}
+        self._in_flight: dict[int, list[Done]] = {}
         self._wake = asyncio.Event()
         self._partitions = 0  # the topic's partition count, from the last good probe
         self._groups = GroupCommit(self._produce_group, linger_s=group_linger_s,
@@ -227,17 +233,19 @@ class KafkaExporter:
         return self._healthy and self._producer is not None and self._partitions > 0
 
     async def export(self, beacon: Beacon, headers: Headers | None = None) -> None:
-        await self.submit(beacon, headers)
+        fut = asyncio.get_running_loop().create_future()
+        self.submit(beacon, future_done(fut), headers)
+        await fut
 
-    def submit(self, beacon: Beacon, headers: Headers | None = None) -> asyncio.Future[None]:
-        """Queue ``beacon`` in its partition's group; the future resolves with the record's ack."""
+    def submit(self, beacon: Beacon, done: Done, headers: Headers | None = None) -> None:
+        """Queue ``beacon`` in its partition's group; ``done`` hears of the record's ack."""
         if not self.ready():
             raise ExporterUnavailable("Kafka is not reachable")
         key = beacon.session_id.encode()
-        return self._groups.add(partition_for(key, self._partitions), beacon_codec.encode(beacon), key, headers)
+        self._groups.add(partition_for(key, self._partitions), beacon_codec.encode(beacon), key, done, headers)
 
     def _produce_group(self, partition: int, value: bytes, key: bytes, headers: Headers | None,
-                       waiters: list[asyncio.Future[None]]) -> None:
+                       waiters: list[Done]) -> None:
         """One record for a group of beacons; its delivery report resolves ``waiters``."""
         producer = self._producer
         if producer is None:
@@ -312,9 +320,8 @@ class KafkaExporter:
             self._poll(producer)
         in_flight, self._in_flight = self._in_flight, {}
         for waiters in in_flight.values():
-            for fut in waiters:
-                if not fut.done():
-                    fut.set_exception(ExporterUnavailable("Kafka producer replaced; delivery unknown"))
+            for done in waiters:
+                done(ExporterUnavailable("Kafka producer replaced; delivery unknown"))
 
     async def _replace_producer(self) -> None:
         """After a fatal error: fail the old producer's pending deliveries, then start afresh.
@@ -328,18 +335,15 @@ class KafkaExporter:
         self._producer = self._new_producer()
         self._fatal = None
 
-    def _on_delivery(self, waiters: list[asyncio.Future[None]], err: Any, _msg: Any) -> None:
+    def _on_delivery(self, waiters: list[Done], err: Any, _msg: Any) -> None:
         """Delivery report of one record, run by ``poll()`` on the event loop's thread."""
-        self._in_flight.pop(id(waiters), None)
+        if self._in_flight.pop(id(waiters), None) is None:
+            return  # a purge already failed its waiters
         if err is not None:
             self._healthy = False
-        for fut in waiters:
-            if fut.done():  # the caller was cancelled
-                continue
-            if err is None:
-                fut.set_result(None)
-            else:
-                fut.set_exception(ExporterUnavailable(f"Kafka delivery failed: {err.name()}"))
+        error = None if err is None else ExporterUnavailable(f"Kafka delivery failed: {err.name()}")
+        for done in waiters:
+            done(error)
 
     def _on_error(self, err: Any) -> None:
         from confluent_kafka import KafkaError

@@ -40,7 +40,7 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from collector.app import INGEST_PATH, IngestEndpoint
-from collector.asgi import Headers, response_headers
+from collector.asgi import Headers
 
 __all__ = ["IngestProtocol"]
 
@@ -97,15 +97,15 @@ class _FastCycle:
         if self.disconnected or transport.is_closing():
             self.response_complete = True
             return
-        out = [STATUS_LINE[status]]
-        for name, value in protocol.server_state.default_headers:
-            out += (name, b": ", value, b"\r\n")
-        for name, value in response_headers(body, headers):
-            out += (name, b": ", value, b"\r\n")
+        extra = b"".join(b"%s: %s\r\n" % pair for pair in headers) if headers else b""
+        if body:
+            extra += b"content-type: application/json\r\n"
         if not self.keep_alive:
-            out.append(b"connection: close\r\n")
-        out += (b"\r\n", body)
-        transport.write(b"".join(out))
+            extra += b"connection: close\r\n"
+        # The head as uvicorn writes it (status line, its default headers, then
+        # collector.asgi.response_headers' order), in one write with the body.
+        transport.write(b"%scontent-length: %d\r\n%s\r\n%s" % (
+            _status_head(protocol.server_state.default_headers, status), len(body), extra, body))
         self.response_complete = True
         if not self.keep_alive:
             transport.close()
@@ -114,6 +114,26 @@ class _FastCycle:
             protocol.loop.create_task(_after_drain(protocol))
         else:
             protocol.on_response_complete()
+
+
+_heads: dict[int, bytes] = {}
+_heads_for: list[list[tuple[bytes, bytes]]] = [[]]
+
+
+def _status_head(default_headers: list[tuple[bytes, bytes]], status: int) -> bytes:
+    """The status line and uvicorn's default headers, encoded once per change of those.
+
+    uvicorn swaps ``server_state.default_headers`` for a new list once a second
+    (its ``date`` header), so a list seen before means an unchanged head.
+    """
+    if default_headers is not _heads_for[0]:
+        _heads.clear()
+        _heads_for[0] = default_headers
+    head = _heads.get(status)
+    if head is None:
+        head = _heads[status] = STATUS_LINE[status] + b"".join(
+            b"%s: %s\r\n" % pair for pair in default_headers)
+    return head
 
 
 async def _after_drain(protocol: IngestProtocol) -> None:

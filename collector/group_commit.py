@@ -1,14 +1,14 @@
 """Group commit: beacons for one Kafka partition that arrive together go out as one record.
 
 Use :class:`GroupCommit` inside an exporter that answers only after the
-broker's ack. Each :meth:`GroupCommit.add` returns a future for one beacon;
-beacons added for the same partition in the same event-loop iteration (or
-within ``linger_s`` when it is positive; at most ``max_beacons`` /
-``max_bytes``) are handed to ``produce`` as one record, and
-its delivery report resolves every waiting future at once. A request still
+broker's ack. Each :meth:`GroupCommit.add` takes one beacon and a ``done``
+callback; beacons added for the same partition in the same event-loop
+iteration (or within ``linger_s`` when it is positive; at most
+``max_beacons`` / ``max_bytes``) are handed to ``produce`` as one record, and
+its delivery report calls every ``done`` of the group at once. A request still
 gets its 202 only after the record holding its beacon is acknowledged, but the
-per-message work (a produce call, a delivery report, a future resolved by the
-poll loop) is paid once per group instead of once per request.
+per-message work (a produce call, a delivery report) is paid once per group
+instead of once per request, and nothing per beacon waits on a future.
 
 The partition is the one the Java client's default partitioner (and
 librdkafka's ``murmur2_random``) gives the beacon's ``session_id``, so every
@@ -37,12 +37,14 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["GroupCommit", "group_value", "murmur2", "partition_for"]
+__all__ = ["Done", "GroupCommit", "future_done", "group_value", "murmur2", "partition_for"]
 
 Headers = list[tuple[str, bytes]]
+Done = Callable[[BaseException | None], None]
+"""``done(None)`` once the beacon's record is acknowledged, ``done(error)`` if it failed; exactly once."""
 # produce(partition, value, key, headers, waiters): hand one record to the producer;
-# it must resolve (or fail) every waiter once the record is acknowledged.
-Produce = Callable[[int, bytes, bytes, Headers | None, list["asyncio.Future[None]"]], None]
+# it must call every waiter exactly once when the record is acknowledged or has failed.
+Produce = Callable[[int, bytes, bytes, Headers | None, list[Done]], None]
 
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
@@ -77,6 +79,20 @@ def partition_for(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
+def future_done(fut: asyncio.Future[None]) -> Done:
+    """A ``done`` callback that resolves ``fut`` (left alone if its awaiter was cancelled)."""
+
+    def done(error: BaseException | None) -> None:
+        if fut.done():
+            return
+        if error is None:
+            fut.set_result(None)
+        else:
+            fut.set_exception(error)
+
+    return done
+
+
 def group_value(values: list[bytes]) -> bytes:
     """One record value for encoded beacons: the object itself for one, a JSON array for several."""
     if len(values) == 1:
@@ -87,7 +103,7 @@ def group_value(values: list[bytes]) -> bytes:
 @dataclass
 class _Group:
     values: list[bytes] = field(default_factory=list)
-    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    waiters: list[Done] = field(default_factory=list)
     headers: Headers = field(default_factory=list)
     key: bytes = b""
     size: int = 0
@@ -121,11 +137,11 @@ class GroupCommit:
         self.max_bytes = max_bytes
         self._open: dict[int, _Group] = {}
 
-    def add(self, partition: int, value: bytes, key: bytes, headers: Headers | None = None) -> asyncio.Future[None]:
-        """Queue one encoded beacon for ``partition``; the future resolves with its record's ack.
+    def add(self, partition: int, value: bytes, key: bytes, done: Done, headers: Headers | None = None) -> None:
+        """Queue one encoded beacon for ``partition``; ``done`` hears of its record's ack.
 
         Never raises for the producer: when ``produce`` fails (e.g. its queue
-        is full), every waiter of that group gets the error on its future.
+        is full), every ``done`` of that group is called with the error.
         """
         loop = asyncio.get_running_loop()
         group = self._open.get(partition)
@@ -138,15 +154,13 @@ class GroupCommit:
                 group.timer = loop.call_later(self.linger_s, self.flush, partition)
             else:
                 group.timer = loop.call_soon(self.flush, partition)
-        waiter: asyncio.Future[None] = loop.create_future()
         group.values.append(value)
-        group.waiters.append(waiter)
+        group.waiters.append(done)
         group.size += len(value)
         if headers:
             group.headers.extend(headers)
         if len(group.values) >= self.max_beacons or group.size >= self.max_bytes:
             self.flush(partition)
-        return waiter
 
     def flush(self, partition: int) -> None:
         """Hand ``partition``'s open group to ``produce`` now (no-op when none is open)."""
@@ -158,14 +172,8 @@ class GroupCommit:
         try:
             self._produce(partition, group_value(group.values), group.key, group.headers or None, group.waiters)
         except Exception as exc:
-            for waiter in group.waiters:
-                if not waiter.done():
-                    waiter.set_exception(exc)
-            # Mark the errors retrieved: a waiter whose caller went away must not
-            # log "exception was never retrieved"; awaiting callers still get it.
-            for waiter in group.waiters:
-                if not waiter.cancelled():
-                    waiter.exception()
+            for done in group.waiters:
+                done(exc)
 
     def flush_all(self) -> None:
         """Flush every open group (on shutdown)."""

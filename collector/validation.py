@@ -138,28 +138,16 @@ def to_beacon(body: bytes, config: CollectorConfig, received_at: float) -> Beaco
     oldest = received_at - config.max_event_age_s
     newest = received_at + config.max_future_s
     events: list[Event] = []
-    error, unset = c.EVENT_ERROR, msgspec.UNSET
+    append, error, unset = events.append, c.EVENT_ERROR, msgspec.UNSET
     for i, e in enumerate(wire.events):
-        if e.value_ms is None and e.type_ in VALUE_EVENT_TYPES:
-            raise Refused(
-                422, c.REASON_INVALID, f"events[{i}].value_ms", f"required for type {e.type_}", events=n
-            )
-        # The common event (no error, no class) skips the call: this loop is the hot path.
-        error_class = _error_class(e, i, n) if e.type_ == error or e.class_ is not unset else ""
         t = e.ts + skew
-        if t < oldest:
-            raise Refused(
-                422, c.REASON_EVENT_TOO_OLD, f"events[{i}].ts",
-                f"event is {received_at - t:.0f} s old after clock correction, "
-                f"at most {config.max_event_age_s:.0f} s accepted", events=n,
-            )
-        if t > newest:
-            raise Refused(
-                422, c.REASON_EVENT_IN_FUTURE, f"events[{i}].ts",
-                f"event is {t - received_at:.0f} s in the future after clock correction "
-                f"(ts later than sent_at)", events=n,
-            )
-        events.append(Event(e.type_, t, e.value_ms, error_class == c.ERROR_CLASS_FATAL, error_class))
+        # The common event (in range, no error, no class, its value present) is
+        # built inline: this loop is the hot path. Anything else is checked in full.
+        if (oldest <= t <= newest and e.type_ != error and e.class_ is unset
+                and (e.value_ms is not None or e.type_ not in VALUE_EVENT_TYPES)):
+            append(Event(e.type_, t, e.value_ms, False, ""))
+        else:
+            append(_checked_event(e, i, n, t, received_at, config))
     return Beacon(
         session_id=wire.session_id,
         seq=wire.seq,
@@ -171,6 +159,32 @@ def to_beacon(body: bytes, config: CollectorConfig, received_at: float) -> Beaco
         sdk=wire.sdk,
         dim=config.map_dimension(wire.dimensions),
     )
+
+
+def _checked_event(e: WireEvent, i: int, n: int, t: float, received_at: float, config: CollectorConfig) -> Event:
+    """Event ``i`` at corrected time ``t``, or :class:`Refused` naming what is wrong with it.
+
+    The checks in order: a value where its type needs one, the error class,
+    then the time window (``max_event_age_s`` back, ``max_future_s`` ahead).
+    """
+    if e.value_ms is None and e.type_ in VALUE_EVENT_TYPES:
+        raise Refused(
+            422, c.REASON_INVALID, f"events[{i}].value_ms", f"required for type {e.type_}", events=n
+        )
+    error_class = _error_class(e, i, n)
+    if t < received_at - config.max_event_age_s:
+        raise Refused(
+            422, c.REASON_EVENT_TOO_OLD, f"events[{i}].ts",
+            f"event is {received_at - t:.0f} s old after clock correction, "
+            f"at most {config.max_event_age_s:.0f} s accepted", events=n,
+        )
+    if t > received_at + config.max_future_s:
+        raise Refused(
+            422, c.REASON_EVENT_IN_FUTURE, f"events[{i}].ts",
+            f"event is {t - received_at:.0f} s in the future after clock correction "
+            f"(ts later than sent_at)", events=n,
+        )
+    return Event(e.type_, t, e.value_ms, error_class == c.ERROR_CLASS_FATAL, error_class)
 
 
 def _error_class(e: WireEvent, i: int, n: int) -> str:

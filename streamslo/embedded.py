@@ -244,5 +244,8 @@ def main(argv: list[str]) -> int:
           f"{', demo traffic on' if demo else ''}{f', {len(keys)} ingest key(s)' if keys else ''}\n"
           f"  status page  {base}/\n  metrics      {base}/metrics\n  beacons      POST {base}{INGEST_PATH}",
           flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    from collector.fastpath import IngestProtocol  # POST /v1/beacons without an ASGI task
+
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
+                http=IngestProtocol)
     return 0

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from collector.app import create_app
 from collector.config import CollectorConfig
 from collector.exporters import ExporterUnavailable, KafkaExporter
+from collector.group_commit import future_done
 from slo import beacon as codec
 from slo import conventions as c
 
@@ -288,8 +289,8 @@ async def test_replacing_the_producer_fails_the_waiters_whose_report_the_purge_d
     exporter._new_producer = lambda: fresh  # type: ignore[method-assign]
     loop = asyncio.get_running_loop()
     groups = [[loop.create_future() for _ in range(n)] for n in (2, 3, 1)]
-    for waiters in groups:
-        exporter._produce_group(0, b"{}", b"k", None, waiters)
+    for futures in groups:
+        exporter._produce_group(0, b"{}", b"k", None, [future_done(f) for f in futures])
     assert len(exporter._in_flight) == 3
 
     await asyncio.wait_for(exporter._replace_producer(), timeout=2)

@@ -12,7 +12,14 @@ from typing import Any
 
 import pytest
 
-from collector.group_commit import GroupCommit, group_value, murmur2, partition_for
+from collector.group_commit import (
+    Done,
+    GroupCommit,
+    future_done,
+    group_value,
+    murmur2,
+    partition_for,
+)
 
 
 @pytest.mark.parametrize(
@@ -37,11 +44,11 @@ class Producer:
 
     def __init__(self, fail: BaseException | None = None) -> None:
         self.records: list[tuple[int, bytes, bytes, Any]] = []
-        self.waiters: list[list[asyncio.Future[None]]] = []
+        self.waiters: list[list[Done]] = []
         self.fail = fail
 
     def __call__(self, partition: int, value: bytes, key: bytes, headers: Any,
-                 waiters: list[asyncio.Future[None]]) -> None:
+                 waiters: list[Done]) -> None:
         if self.fail is not None:
             raise self.fail
         self.records.append((partition, value, key, headers))
@@ -49,15 +56,22 @@ class Producer:
 
     def ack(self) -> None:
         for waiters in self.waiters:
-            for w in waiters:
-                if not w.done():
-                    w.set_result(None)
+            for done in waiters:
+                done(None)
+
+
+def waiting(groups: GroupCommit, partition: int, value: bytes, key: bytes,
+            headers: Any = None) -> asyncio.Future[None]:
+    """``groups.add`` with a future for its ``done``, as ``KafkaExporter.export`` does."""
+    fut = asyncio.get_running_loop().create_future()
+    groups.add(partition, value, key, future_done(fut), headers)
+    return fut
 
 
 async def test_beacons_within_the_linger_share_one_record_answered_by_one_ack() -> None:
     producer = Producer()
     groups = GroupCommit(producer, linger_s=0.01)
-    futures = [groups.add(0, b'{"n":%d}' % i, b"s%d" % i) for i in range(3)]
+    futures = [waiting(groups, 0, b'{"n":%d}' % i, b"s%d" % i) for i in range(3)]
     assert producer.records == []  # still lingering
     await asyncio.sleep(0.03)
     assert producer.records == [(0, b'[{"n":0},{"n":1},{"n":2}]', b"s0", None)]
@@ -79,7 +93,7 @@ async def test_count_and_size_close_a_group_before_the_linger(max_beacons, max_b
     producer = Producer()
     groups = GroupCommit(producer, linger_s=10.0, max_beacons=max_beacons, max_bytes=max_bytes)
     for v in values:
-        groups.add(0, v, b"k")
+        waiting(groups, 0, v, b"k")
     assert [r[1] for r in producer.records] == records
     groups.flush_all()  # no timer left behind
     producer.ack()
@@ -88,9 +102,9 @@ async def test_count_and_size_close_a_group_before_the_linger(max_beacons, max_b
 async def test_partitions_are_grouped_apart_and_headers_travel_with_their_group() -> None:
     producer = Producer()
     groups = GroupCommit(producer, linger_s=0)
-    groups.add(0, b"a", b"k0", [("traceparent", b"t1")])
-    groups.add(1, b"b", b"k1")
-    groups.add(0, b"c", b"k2", [("traceparent", b"t2")])
+    waiting(groups, 0, b"a", b"k0", [("traceparent", b"t1")])
+    waiting(groups, 1, b"b", b"k1")
+    waiting(groups, 0, b"c", b"k2", [("traceparent", b"t2")])
     await asyncio.sleep(0)  # linger 0: the end of this loop iteration
     assert sorted(producer.records) == [
         (0, b"[a,c]", b"k0", [("traceparent", b"t1"), ("traceparent", b"t2")]),
@@ -105,8 +119,8 @@ async def test_a_failed_produce_fails_every_waiter_of_its_group_and_logs_nothing
         pass
 
     groups = GroupCommit(Producer(fail=QueueFull("full")), linger_s=0.005)
-    kept = groups.add(0, b"a", b"k")
-    abandoned = groups.add(0, b"b", b"k")
+    kept = waiting(groups, 0, b"a", b"k")
+    abandoned = waiting(groups, 0, b"b", b"k")
     abandoned.cancel()  # its caller went away
     await asyncio.sleep(0.02)
     with pytest.raises(QueueFull):
