@@ -188,7 +188,7 @@ class IngestEndpoint:
         return self._accepted(n, t0, span)
 
     def serve_buffered(
-        self, raw_headers: Headers, query: bytes, body: bytes, reply: Reply
+        self, raw_headers: Headers, headers: dict[bytes, bytes], query: bytes, body: bytes, reply: Reply
     ) -> None:
         """Answer a ``POST`` whose whole identity-encoded body is in hand, without a task.
 
@@ -197,10 +197,10 @@ class IngestEndpoint:
         is called (now, or from the exporter's ``done`` callback) instead of
         awaiting the export. Only for exporters with ``submit()``. The whole body has
         been read, so a refusal here is an ordinary answer, not a lingering close.
+        ``headers`` is ``dict(raw_headers)``.
         """
         self.served_fast += 1
         t0 = time.perf_counter()
-        headers = dict(raw_headers)
         cors = self._cors_headers(headers.get(b"origin"))
         span = self.tr.request() if self.tr.enabled else None
 

@@ -67,15 +67,16 @@ class _FastCycle:
     pipelined one) and has fully arrived.
     """
 
-    __slots__ = ("body", "complete", "disconnected", "headers", "ingest", "keep_alive", "protocol", "query",
-                 "response_complete", "started")
+    __slots__ = ("body", "complete", "disconnected", "header_map", "headers", "ingest", "keep_alive", "protocol",
+                 "query", "response_complete", "started")
     message_event = _NoEvent
 
-    def __init__(self, protocol: IngestProtocol, ingest: IngestEndpoint, headers: Headers, query: bytes,
-                 keep_alive: bool) -> None:
+    def __init__(self, protocol: IngestProtocol, ingest: IngestEndpoint, headers: Headers,
+                 header_map: dict[bytes, bytes], query: bytes, keep_alive: bool) -> None:
         self.protocol = protocol
         self.ingest = ingest
         self.headers = headers
+        self.header_map = header_map
         self.query = query
         self.keep_alive = keep_alive
         self.body: list[bytes] = []
@@ -88,7 +89,7 @@ class _FastCycle:
         """Hand the buffered request to the endpoint; :meth:`reply` is its answer."""
         body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
         self.body = []
-        self.ingest.serve_buffered(self.headers, self.query, body, self.reply)
+        self.ingest.serve_buffered(self.headers, self.header_map, self.query, body, self.reply)
 
     def reply(self, status: int, body: bytes, headers: Headers) -> None:
         """Write the whole answer at once, then let uvicorn go on to the next request."""
@@ -170,11 +171,52 @@ class IngestProtocol(HttpToolsProtocol):
         self.ingest = found
         self._limit = found.config.max_body_bytes if found is not None else 0
         self._parsing_fast = False
+        self._idle_since: float | None = None  # loop time of the last answer; None while busy
+
+    # Keep-alive: uvicorn arms a timer after every answer and cancels it on the
+    # next bytes. Here a timer is armed once per idle spell and, when it fires,
+    # re-arms for the time left if the connection answered since: the same
+    # timeout_keep_alive, without a timer per request.
+
+    def _unset_keepalive_if_required(self) -> None:
+        self._idle_since = None
+
+    def on_response_complete(self) -> None:
+        """uvicorn's (count, resume reading, start the next pipelined request), with the lazy keep-alive timer."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._idle_since = None
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self._idle_since = self.loop.time()
+        if self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self._keep_alive_due)
+
+    def _keep_alive_due(self) -> None:
+        self.timeout_keep_alive_task = None
+        if self._idle_since is None:  # busy: its answer arms the timer again
+            return
+        left = self._idle_since + self.timeout_keep_alive - self.loop.time()
+        if left > 0:
+            self.timeout_keep_alive_task = self.loop.call_later(left, self._keep_alive_due)
+        else:
+            self.timeout_keep_alive_handler()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.timeout_keep_alive_task is not None:
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
 
     def on_headers_complete(self) -> None:
         cycle = self._fast_cycle() if self.ingest is not None else None
         if cycle is None:
             self._parsing_fast = False
+            self._asgi_scope()
             super().on_headers_complete()
             return
         self._parsing_fast = True
@@ -186,6 +228,19 @@ class IngestProtocol(HttpToolsProtocol):
             self.flow.pause_reading()
             self.pipeline.appendleft((cycle, self.app))  # type: ignore[arg-type]
 
+    def on_message_begin(self) -> None:
+        """uvicorn's, minus the ASGI scope: :meth:`on_headers_complete` builds it if it is needed."""
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
+
+    def _asgi_scope(self) -> None:
+        """The scope uvicorn's own ``on_message_begin`` builds, around this request's head."""
+        url, headers, expect = self.url, self.headers, self.expect_100_continue
+        super().on_message_begin()
+        self.url, self.headers, self.expect_100_continue = url, headers, expect
+        self.scope["headers"] = headers
+
     def _fast_cycle(self) -> _FastCycle | None:
         """A cycle for this request if it may take the fast path, else None."""
         ingest = self.ingest
@@ -193,17 +248,14 @@ class IngestProtocol(HttpToolsProtocol):
         path, _, query = self.url.partition(b"?")
         if path != _INGEST or self.expect_100_continue or self.parser.get_method() != b"POST":
             return None
-        length = None
-        for name, value in self.headers:
-            if name == b"content-length":
-                length = value
-            elif name == b"transfer-encoding" or (
-                    name == b"content-encoding" and value.strip().lower() not in _IDENTITY):
-                return None
-        if length is None or not length.isdigit() or int(length) > self._limit:
+        headers = dict(self.headers)  # the last of repeated names, as the ASGI path reads them
+        length = headers.get(b"content-length")
+        if (length is None or not length.isdigit() or int(length) > self._limit
+                or b"transfer-encoding" in headers
+                or headers.get(b"content-encoding", b"").strip().lower() not in _IDENTITY):
             return None
         keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
-        return _FastCycle(self, ingest, self.headers, query, keep_alive)
+        return _FastCycle(self, ingest, self.headers, headers, query, keep_alive)
 
     def on_body(self, body: bytes) -> None:
         if self._parsing_fast:

@@ -48,18 +48,21 @@ Produce = Callable[[int, bytes, bytes, Headers | None, list[Done]], None]
 
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
+_WORDS: dict[int, Callable[[bytes], tuple[int, ...]]] = {}  # key length in words -> its unpacker
 
 
 def murmur2(data: bytes) -> int:
     """Kafka's 32-bit murmur2 (``org.apache.kafka.common.utils.Utils.murmur2``), unsigned."""
     length = len(data)
     h = (0x9747B28C ^ length) & _MASK
-    whole = length // 4
-    for k in struct.unpack_from(f"<{whole}I", data):
+    whole = length >> 2
+    unpack = _WORDS.get(whole)
+    if unpack is None:
+        unpack = _WORDS[whole] = struct.Struct(f"<{whole}I").unpack_from
+    for k in unpack(data):
         k = (k * _M) & _MASK
         k ^= k >> 24
-        k = (k * _M) & _MASK
-        h = ((h * _M) & _MASK) ^ k
+        h = ((h * _M) ^ (k * _M)) & _MASK  # masking once: (a & m) ^ (b & m) == (a ^ b) & m
     tail = data[whole * 4:]
     if len(tail) >= 3:
         h ^= tail[2] << 16
