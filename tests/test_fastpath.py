@@ -32,6 +32,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
 from collector.app import CollectorApp, create_app
@@ -41,6 +42,7 @@ from collector.exporters import ExporterUnavailable, InProcessExporter
 from collector.fastpath import IngestProtocol
 from slo.beacon import Beacon
 from slo.limits import MAX_EVENTS
+from slo.telemetry import Tracing, setup_tracing
 
 KEY = "test-key-0123456789"
 ORIGIN = "https://player.example"
@@ -132,12 +134,12 @@ class Collector:
     """
 
     def __init__(self, kind: str, *, options: dict[str, Any] | None = None, send_buffer: int = 0,
-                 **config: Any) -> None:
+                 tracer: Tracing | None = None, **config: Any) -> None:
         self.kind = kind
         self.sink = Sink()
         self.exporter = Exporter(self.sink)
         settings: dict[str, Any] = {"regions": ("eu-west-1",), "keys": frozenset({KEY}), **config}
-        app = create_app(CollectorConfig(**settings), self.exporter)
+        app = create_app(CollectorConfig(**settings), self.exporter, tracer=tracer)
         assert isinstance(app, CollectorApp)
         self.app = app
         # log_config=None: uvicorn's records propagate to the root logger, where the tests see them.
@@ -519,6 +521,30 @@ def test_after_the_same_requests_both_servers_count_the_same() -> None:
     assert plain_counts[accepted] == 5  # the table's good beacons: not a comparison of zeros
 
 
+def test_with_tracing_on_both_servers_record_the_same_spans() -> None:
+    """Every request sampled: each gets the same ``streamslo.ingest`` span, whichever path served it."""
+    requests = [GOOD, http(beacon(), x_ingest_key=None), http(beacon([{"type": "stall", "ts": NOW}])),
+                http(beacon(session=UNAVAILABLE)), http(beacon(session=UNAVAILABLE_LATER)),
+                http(gzip.compress(beacon()), content_encoding="gzip")]
+    recorded = {}
+    for kind in (FAST, PLAIN):
+        memory = InMemorySpanExporter()
+        provider = setup_tracing("test-fastpath", exporter=memory, env={}, install=False, batch=False)
+        assert provider is not None
+        try:
+            with Collector(kind, tracer=Tracing.from_provider(provider)) as collector:
+                for request in requests:
+                    collector.exchange(request)
+                served = collector.served_fast
+        finally:
+            provider.shutdown()
+        recorded[kind] = [(s.name, s.kind, s.status.status_code, s.parent is None, sorted((s.attributes or {}).items()))
+                          for s in memory.get_finished_spans()]
+        assert served == (len(requests) - 1 if kind == FAST else 0)
+    assert len(recorded[PLAIN]) == len(requests)
+    assert recorded[FAST] == recorded[PLAIN]
+
+
 # --- 3. keep-alive ------------------------------------------------------------------------------
 
 
@@ -612,6 +638,33 @@ def test_a_client_that_reads_late_gets_its_pipelined_answers_in_order(kind: str)
     assert answers[:many] == [PIPELINE_ANSWERS[0]] * many
     assert answers[many:] == [PIPELINE_ANSWERS[1], PIPELINE_ANSWERS[2]] * 2
     assert collector.served_fast == (many + 2 if kind == FAST else 0)
+
+
+HEAD_OF_GOOD, BODY_OF_GOOD = GOOD.split(b"\r\n\r\n", 1)
+
+
+@pytest.mark.parametrize(
+    ("pieces", "answers"),
+    [
+        pytest.param([HEAD_OF_GOOD + b"\r\n\r\n", BODY_OF_GOOD], PIPELINE_ANSWERS[:1],
+                     id="a beacon whose body comes after its head"),
+        pytest.param([GOOD[:40], GOOD[40:-10], GOOD[-10:]], PIPELINE_ANSWERS[:1],
+                     id="a beacon written in three pieces"),
+        pytest.param([GET_HEALTHZ + HEAD_OF_GOOD + b"\r\n\r\n", BODY_OF_GOOD],
+                     [PIPELINE_ANSWERS[1], PIPELINE_ANSWERS[0]],
+                     id="a beacon pipelined behind another request, its body coming later"),
+    ],
+)
+def test_a_request_that_arrives_in_pieces_is_answered(
+    collector: Collector, pieces: list[bytes], answers: list[tuple[int, bytes]]
+) -> None:
+    before = collector.served_fast
+    with collector.connect() as client:
+        for piece in pieces:
+            client.send(piece)
+            time.sleep(0.02)  # each piece its own read on the server
+        assert [answered(client.response()) for _ in answers] == answers
+    assert collector.served_fast - before == (1 if collector.kind == FAST else 0)
 
 
 # --- 5. closing: HTTP/1.0, Connection: close ------------------------------------------------------
