@@ -107,14 +107,25 @@ class _FastCycle:
         # collector.asgi.response_headers' order), in one write with the body.
         transport.write(b"%scontent-length: %d\r\n%s\r\n%s" % (
             _status_head(protocol.server_state.default_headers, status), len(body), extra, body))
-        self.response_complete = True
         if not self.keep_alive:
+            self.response_complete = True
             transport.close()
-        if protocol.flow.write_paused:
-            # A client not reading its answers: take no more requests until it does.
-            protocol.loop.create_task(_after_drain(protocol))
+            protocol.on_response_complete()  # counts the request; nothing follows on a closing connection
+        elif protocol.flow.write_paused:
+            # A client not reading its answers: this answer stays incomplete until
+            # they drain, so the requests behind it queue, as behind uvicorn's own.
+            protocol.loop.create_task(self._complete_after_drain())
         else:
+            self.response_complete = True
             protocol.on_response_complete()
+
+    async def _complete_after_drain(self) -> None:
+        protocol = self.protocol
+        await protocol.flow.drain()
+        self.response_complete = True
+        if not self.keep_alive:  # a shutdown began meanwhile
+            protocol.transport.close()
+        protocol.on_response_complete()
 
 
 _heads: dict[int, bytes] = {}
@@ -135,11 +146,6 @@ def _status_head(default_headers: list[tuple[bytes, bytes]], status: int) -> byt
         head = _heads[status] = STATUS_LINE[status] + b"".join(
             b"%s: %s\r\n" % pair for pair in default_headers)
     return head
-
-
-async def _after_drain(protocol: IngestProtocol) -> None:
-    await protocol.flow.drain()
-    protocol.on_response_complete()
 
 
 def ingest_endpoint(app: Any) -> IngestEndpoint | None:
@@ -278,6 +284,9 @@ class IngestProtocol(HttpToolsProtocol):
         if isinstance(cycle, _FastCycle):
             cycle.started = True
             if cycle.complete:
-                cycle.serve()
+                # Not served right here: this runs inside the previous answer, and a
+                # synchronous sink would answer the next one inside it again, one
+                # stack frame deeper per pipelined request.
+                self.loop.call_soon(cycle.serve)
             return
         super()._start_asgi_task(cycle, app)
