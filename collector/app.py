@@ -53,7 +53,7 @@ from collector.asgi import (
     retry_after,
 )
 from collector.config import CollectorConfig
-from collector.exporters import Exporter, ExporterUnavailable
+from collector.exporters import Exporter, ExporterUnavailable, SubmittingExporter
 from collector.keys import KeyRing, candidate_from
 from collector.openapi import ingest_path_item
 from collector.ratelimit import RateLimiter
@@ -111,7 +111,7 @@ class IngestEndpoint:
         self.drain_max_s = DRAIN_MAX_S
         # The fast path (serve_buffered) needs an exporter that can start an export
         # without being awaited; others are served by the ASGI path only.
-        self._submit: Callable[..., None] | None = getattr(exporter, "submit", None)
+        self._submit = exporter.submit if isinstance(exporter, SubmittingExporter) else None
         self.served_fast = 0
         """Requests answered by :meth:`serve_buffered` (the fast path), for tests and debugging."""
 
@@ -231,7 +231,7 @@ class IngestEndpoint:
             elif isinstance(exc, ExporterUnavailable):
                 finish(self._unavailable(exc, n, span))
             else:
-                log.error("ingest: unexpected export error", exc_info=exc)
+                log.error("ingest: unexpected error", exc_info=exc)
                 finish(self._internal_error(span, logged=True))
 
         assert self._submit is not None, "serve_buffered needs an exporter with submit()"

@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
-from collector.group_commit import Done, GroupCommit, future_done, partition_for
+from collector.group_commit import Done, GroupCommit, future_done, notify, partition_for
 from slo import beacon as beacon_codec
 from slo import conventions as c
 from slo.beacon import Beacon
@@ -71,7 +71,8 @@ class SubmittingExporter(Exporter, Protocol):
     ``submit()`` raises :class:`ExporterUnavailable` at once when it cannot
     take the beacon; else it calls ``done`` exactly once, later or before it
     returns: ``done(None)`` when the downstream acknowledged,
-    ``done(ExporterUnavailable(...))`` when it will not.
+    ``done(ExporterUnavailable(...))`` when it will not, and any other
+    exception for a bug (a sink's own error, a cancelled sink).
     """
 
     def submit(self, beacon: Beacon, done: Done, headers: Headers | None = None) -> None: ...
@@ -94,6 +95,7 @@ class InProcessExporter:
         self._sink = sink
         self._timeout_s = timeout_s
         self._closed = False
+        self._tasks: set[asyncio.Future[None]] = set()  # submit()'s async sinks still running
 
     async def start(self) -> None:
         self._closed = False
@@ -109,6 +111,8 @@ class InProcessExporter:
             done(None)
             return
         task = asyncio.ensure_future(self._bounded(result))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         task.add_done_callback(partial(_task_done, done))
 
     def _hand_over(self, beacon: Beacon) -> Awaitable[None] | None:
@@ -320,8 +324,7 @@ class KafkaExporter:
             self._poll(producer)
         in_flight, self._in_flight = self._in_flight, {}
         for waiters in in_flight.values():
-            for done in waiters:
-                done(ExporterUnavailable("Kafka producer replaced; delivery unknown"))
+            notify(waiters, ExporterUnavailable("Kafka producer replaced; delivery unknown"))
 
     async def _replace_producer(self) -> None:
         """After a fatal error: fail the old producer's pending deliveries, then start afresh.
@@ -341,9 +344,7 @@ class KafkaExporter:
             return  # a purge already failed its waiters
         if err is not None:
             self._healthy = False
-        error = None if err is None else ExporterUnavailable(f"Kafka delivery failed: {err.name()}")
-        for done in waiters:
-            done(error)
+        notify(waiters, None if err is None else ExporterUnavailable(f"Kafka delivery failed: {err.name()}"))
 
     def _on_error(self, err: Any) -> None:
         from confluent_kafka import KafkaError

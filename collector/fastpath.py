@@ -68,20 +68,23 @@ class _FastCycle:
     """
 
     __slots__ = ("body", "complete", "disconnected", "header_map", "headers", "ingest", "keep_alive", "protocol",
-                 "query", "response_complete", "started")
+                 "query", "replied", "response_complete", "started", "target", "version")
     message_event = _NoEvent
 
     def __init__(self, protocol: IngestProtocol, ingest: IngestEndpoint, headers: Headers,
-                 header_map: dict[bytes, bytes], query: bytes, keep_alive: bool) -> None:
+                 header_map: dict[bytes, bytes], target: bytes, version: str, query: bytes) -> None:
         self.protocol = protocol
         self.ingest = ingest
         self.headers = headers
         self.header_map = header_map
+        self.target = target  # the request target and HTTP version as sent, for the access log
+        self.version = version
         self.query = query
-        self.keep_alive = keep_alive
+        self.keep_alive = version != "1.0" and protocol.parser.should_keep_alive()
         self.body: list[bytes] = []
         self.started = False
         self.complete = False
+        self.replied = False
         self.response_complete = False
         self.disconnected = False
 
@@ -92,12 +95,21 @@ class _FastCycle:
         self.ingest.serve_buffered(self.headers, self.header_map, self.query, body, self.reply)
 
     def reply(self, status: int, body: bytes, headers: Headers) -> None:
-        """Write the whole answer at once, then let uvicorn go on to the next request."""
+        """Write the whole answer at once, then let uvicorn go on to the next request.
+
+        At most once per request: a second call (a bug upstream) is ignored
+        rather than sent as an answer to the next request on the connection.
+        """
+        if self.replied:
+            return
+        self.replied = True
         protocol = self.protocol
         transport = protocol.transport
         if self.disconnected or transport.is_closing():
             self.response_complete = True
             return
+        if protocol.access_log:
+            protocol.log_access(self.target, self.version, status)
         extra = b"".join(b"%s: %s\r\n" % pair for pair in headers) if headers else b""
         if body:
             extra += b"content-type: application/json\r\n"
@@ -105,8 +117,7 @@ class _FastCycle:
             extra += b"connection: close\r\n"
         # The head as uvicorn writes it (status line, its default headers, then
         # collector.asgi.response_headers' order), in one write with the body.
-        transport.write(b"%scontent-length: %d\r\n%s\r\n%s" % (
-            _status_head(protocol.server_state.default_headers, status), len(body), extra, body))
+        transport.write(b"%scontent-length: %d\r\n%s\r\n%s" % (protocol.status_head(status), len(body), extra, body))
         if not self.keep_alive:
             self.response_complete = True
             transport.close()
@@ -114,7 +125,9 @@ class _FastCycle:
         elif protocol.flow.write_paused:
             # A client not reading its answers: this answer stays incomplete until
             # they drain, so the requests behind it queue, as behind uvicorn's own.
-            protocol.loop.create_task(self._complete_after_drain())
+            task = protocol.loop.create_task(self._complete_after_drain())
+            protocol.tasks.add(task)  # as uvicorn's own tasks: a graceful shutdown waits for it
+            task.add_done_callback(protocol.tasks.discard)
         else:
             self.response_complete = True
             protocol.on_response_complete()
@@ -126,26 +139,6 @@ class _FastCycle:
         if not self.keep_alive:  # a shutdown began meanwhile
             protocol.transport.close()
         protocol.on_response_complete()
-
-
-_heads: dict[int, bytes] = {}
-_heads_for: list[list[tuple[bytes, bytes]]] = [[]]
-
-
-def _status_head(default_headers: list[tuple[bytes, bytes]], status: int) -> bytes:
-    """The status line and uvicorn's default headers, encoded once per change of those.
-
-    uvicorn swaps ``server_state.default_headers`` for a new list once a second
-    (its ``date`` header), so a list seen before means an unchanged head.
-    """
-    if default_headers is not _heads_for[0]:
-        _heads.clear()
-        _heads_for[0] = default_headers
-    head = _heads.get(status)
-    if head is None:
-        head = _heads[status] = STATUS_LINE[status] + b"".join(
-            b"%s: %s\r\n" % pair for pair in default_headers)
-    return head
 
 
 def ingest_endpoint(app: Any) -> IngestEndpoint | None:
@@ -178,6 +171,30 @@ class IngestProtocol(HttpToolsProtocol):
         self._limit = found.config.max_body_bytes if found is not None else 0
         self._parsing_fast = False
         self._idle_since: float | None = None  # loop time of the last answer; None while busy
+        self._heads: dict[int, bytes] = {}
+        self._heads_for: list[tuple[bytes, bytes]] | None = None
+
+    def status_head(self, status: int) -> bytes:
+        """The status line and uvicorn's default headers, encoded once per change of those.
+
+        uvicorn swaps ``server_state.default_headers`` for a new list once a second
+        (its ``date`` header), so a list seen before means an unchanged head.
+        """
+        default_headers = self.server_state.default_headers
+        if default_headers is not self._heads_for:
+            self._heads.clear()
+            self._heads_for = default_headers
+        head = self._heads.get(status)
+        if head is None:
+            head = self._heads[status] = STATUS_LINE[status] + b"".join(
+                b"%s: %s\r\n" % pair for pair in default_headers)
+        return head
+
+    def log_access(self, target: bytes, version: str, status: int) -> None:
+        """uvicorn's access-log line, for an answer its ASGI cycle did not write."""
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else ""
+        self.access_logger.info('%s - "%s %s HTTP/%s" %d', client, "POST", target.decode("latin-1"),
+                                version, status)
 
     # Keep-alive: uvicorn arms a timer after every answer and cancels it on the
     # next bytes. Here a timer is armed once per idle spell and, when it fires,
@@ -252,16 +269,17 @@ class IngestProtocol(HttpToolsProtocol):
         ingest = self.ingest
         assert ingest is not None
         path, _, query = self.url.partition(b"?")
-        if path != _INGEST or self.expect_100_continue or self.parser.get_method() != b"POST":
+        if (path != _INGEST or self.expect_100_continue or self.parser.get_method() != b"POST"
+                or self.parser.should_upgrade()):
             return None
+        query = query.partition(b"#")[0]  # a fragment is not part of the query (uvicorn drops it too)
         headers = dict(self.headers)  # the last of repeated names, as the ASGI path reads them
         length = headers.get(b"content-length")
         if (length is None or not length.isdigit() or int(length) > self._limit
                 or b"transfer-encoding" in headers
                 or headers.get(b"content-encoding", b"").strip().lower() not in _IDENTITY):
             return None
-        keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
-        return _FastCycle(self, ingest, self.headers, headers, query, keep_alive)
+        return _FastCycle(self, ingest, self.headers, headers, self.url, self.parser.get_http_version(), query)
 
     def on_body(self, body: bytes) -> None:
         if self._parsing_fast:

@@ -33,11 +33,14 @@ b'[{"a":1},{"b":2}]'
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["Done", "GroupCommit", "future_done", "group_value", "murmur2", "partition_for"]
+__all__ = ["Done", "GroupCommit", "future_done", "group_value", "murmur2", "notify", "partition_for"]
+
+log = logging.getLogger(__name__)
 
 Headers = list[tuple[str, bytes]]
 Done = Callable[[BaseException | None], None]
@@ -80,6 +83,20 @@ def murmur2(data: bytes) -> int:
 def partition_for(key: bytes, partitions: int) -> int:
     """The partition the default partitioner picks for ``key``: ``toPositive(murmur2) % n``."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def notify(waiters: list[Done], error: BaseException | None) -> None:
+    """Call every ``done`` of a record; one that raises is logged and the others still hear.
+
+    A ``done`` runs inside the producer's delivery report (``poll()``): an
+    exception escaping it would stop the poll loop, and with it every later
+    acknowledgement.
+    """
+    for done in waiters:
+        try:
+            done(error)
+        except Exception:
+            log.exception("group commit: a done callback raised")
 
 
 def future_done(fut: asyncio.Future[None]) -> Done:
@@ -143,8 +160,8 @@ class GroupCommit:
     def add(self, partition: int, value: bytes, key: bytes, done: Done, headers: Headers | None = None) -> None:
         """Queue one encoded beacon for ``partition``; ``done`` hears of its record's ack.
 
-        Never raises for the producer: when ``produce`` fails (e.g. its queue
-        is full), every ``done`` of that group is called with the error.
+        Never raises: when ``produce`` fails (e.g. its queue is full), every
+        ``done`` of that group is called with the error (:func:`notify`).
         """
         loop = asyncio.get_running_loop()
         group = self._open.get(partition)
@@ -175,8 +192,7 @@ class GroupCommit:
         try:
             self._produce(partition, group_value(group.values), group.key, group.headers or None, group.waiters)
         except Exception as exc:
-            for done in group.waiters:
-                done(exc)
+            notify(group.waiters, exc)
 
     def flush_all(self) -> None:
         """Flush every open group (on shutdown)."""
