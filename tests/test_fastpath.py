@@ -391,6 +391,8 @@ CORS = ("access-control-allow-origin", "access-control-expose-headers", "vary")
                      id="a sendBeacon text/plain beacon is accepted"),
         pytest.param({}, [http(beacon(), target=f"/v1/beacons?key={KEY}", x_ingest_key=None)], [(202, None)], (),
                      id="a beacon keyed by the query string is accepted"),
+        pytest.param({}, [http(beacon(), target=f"/v1/beacons?key={KEY}#frag", x_ingest_key=None)], [(202, None)],
+                     (), id="a beacon keyed by the query string before a fragment is accepted"),
         pytest.param({}, [http(b'{"v":1,"session_id":')], [(400, "body")], (), id="bad JSON is a 400"),
         pytest.param({}, [http(beacon([{"type": "first_frame", "ts": NOW, "value_ms": "fast"}]))],
                      [(422, "events[0].value_ms")], (), id="a schema error is a 422 naming the field"),
@@ -471,6 +473,30 @@ def test_a_request_the_fast_path_does_not_take_gets_the_apps_answer(
         assert fast.body == plain.body
         assert headers_compared(fast) == headers_compared(plain)
         assert fast.header("connection") == plain.header("connection")
+
+
+def what_arrives(collector: Collector, request: bytes) -> bytes:
+    """Every byte the server sends within :data:`QUIET_S` of ``request``, less its ``date`` line."""
+    with collector.connect() as client:
+        client.send(request)
+        received = b""
+        while select.select([client.sock], [], [], QUIET_S)[0]:
+            chunk = client.sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    return b"".join(line for line in received.splitlines(keepends=True) if not line.startswith(b"date:"))
+
+
+def test_an_upgrade_request_to_the_ingest_path_is_left_to_uvicorn() -> None:
+    """``Connection: Upgrade`` with a body: uvicorn's upgrade handling, not a fast answer (nor an ERROR)."""
+    upgrade = http(beacon(), connection="Upgrade", upgrade="websocket")
+    with Collector(FAST) as fast, Collector(PLAIN) as plain:
+        received = {kind: what_arrives(server, upgrade) for kind, server in ((FAST, fast), (PLAIN, plain))}
+        assert (fast.served_fast, fast.sink.beacons) == (0, [])
+        assert fast.exchange(GOOD).status == 202  # the server goes on serving
+    assert received[FAST] == received[PLAIN]
+    # no_error_logged checks that nothing was logged at ERROR meanwhile
 
 
 def test_uvicorn_run_with_its_own_defaults_takes_the_fast_path() -> None:
@@ -570,6 +596,44 @@ def test_an_idle_connection_after_a_beacon_is_closed_after_the_keep_alive_timeou
     assert 0.5 < idle < 5.0, idle
 
 
+KEEP_ALIVE_S = 0.5  # a short keep-alive timeout, for the tests that wait it out
+
+
+def closed_after(client: Client) -> float:
+    """Seconds until the server closes ``client``'s connection, which must stay silent meanwhile."""
+    t0 = time.monotonic()
+    assert client.closed_by_server()
+    return time.monotonic() - t0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_answer_while_the_idle_timer_runs_restarts_the_keep_alive_timeout(kind: str) -> None:
+    with Collector(kind, options={**SERVED_BY[kind], "timeout_keep_alive": KEEP_ALIVE_S}) as collector, \
+            collector.connect() as client:
+        client.send(GOOD)
+        assert client.response().status == 202
+        time.sleep(KEEP_ALIVE_S * 0.6)  # the first answer's idle timer is running
+        client.send(GOOD)
+        assert client.response().status == 202
+        idle = closed_after(client)
+    assert KEEP_ALIVE_S * 0.8 < idle < KEEP_ALIVE_S + 2.0, idle
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_request_busy_longer_than_the_keep_alive_timeout_is_answered_and_then_kept_alive(kind: str) -> None:
+    with Collector(kind, options={**SERVED_BY[kind], "timeout_keep_alive": KEEP_ALIVE_S}) as collector, \
+            collector.connect() as client:
+        client.send(GOOD)
+        assert client.response().status == 202  # an idle timer runs from this answer
+        client.send(http(beacon(session=HELD)))
+        assert collector.sink.held.wait(TIMEOUT_S)
+        time.sleep(KEEP_ALIVE_S * 1.5)  # busy past the timeout
+        collector.sink.release()
+        assert client.response().status == 202
+        idle = closed_after(client)
+    assert KEEP_ALIVE_S * 0.8 < idle < KEEP_ALIVE_S + 2.0, idle
+
+
 @pytest.mark.parametrize(
     "refused",
     [
@@ -638,6 +702,48 @@ def test_a_client_that_reads_late_gets_its_pipelined_answers_in_order(kind: str)
     assert answers[:many] == [PIPELINE_ANSWERS[0]] * many
     assert answers[many:] == [PIPELINE_ANSWERS[1], PIPELINE_ANSWERS[2]] * 2
     assert collector.served_fast == (many + 2 if kind == FAST else 0)
+
+
+def test_hundreds_of_pipelined_requests_behind_an_export_in_flight_get_one_answer_each(collector: Collector) -> None:
+    """Released at once, they are answered one after the other by a sink that acks before it returns.
+
+    More than Python's recursion limit allows if each answer started the next one inside it.
+    """
+    rounds = 100
+    mixed = [(GOOD, 202), (http(b"{}"), 422), (http(b"{not json"), 400)]
+    before = collector.served_fast
+    with collector.connect() as client:
+        client.send(http(beacon(session=HELD)) + b"".join(request for request, _ in mixed) * rounds)
+        assert collector.sink.held.wait(TIMEOUT_S)
+        collector.sink.release()
+        statuses = [client.response().status for _ in range(1 + len(mixed) * rounds)]
+        assert client.quiet(), "more answers than requests"
+        client.send(GOOD)  # the connection is still usable
+        assert client.response().status == 202
+    assert statuses == [202] + [status for _, status in mixed] * rounds
+    assert collector.served_fast - before == (2 + len(mixed) * rounds if collector.kind == FAST else 0)
+    # no_error_logged checks that nothing was logged at ERROR meanwhile
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_client_that_pipelines_without_reading_is_not_served_ahead_of_its_reading(kind: str) -> None:
+    """uvicorn takes no more requests while its answers wait to be written; the fast path neither.
+
+    Served ahead, every answer would wait in the server's memory, however many the client sends.
+    """
+    many = 10_000
+    requests = b"".join(http(beacon(ONE_EVENT if i % 2 else None, seq=i)) for i in range(many))
+    with Collector(kind, send_buffer=4096) as collector, collector.connect(receive_buffer=4096) as client, \
+            ThreadPoolExecutor(1) as writer:
+        written = writer.submit(client.send, requests)  # blocks once the server stops reading
+        time.sleep(1.0)  # not reading
+        taken = len(collector.sink.beacons)
+        answers = [answered(client.response()) for _ in range(many)]
+        written.result()
+    assert taken < many // 5, f"{taken} of {many} requests exported while the client read none of the answers"
+    assert answers == [PIPELINE_ANSWERS[0], PIPELINE_ANSWERS[2]] * (many // 2)
+    assert [b.seq for b in collector.sink.beacons] == list(range(many))
+    assert collector.served_fast == (many if kind == FAST else 0)
 
 
 HEAD_OF_GOOD, BODY_OF_GOOD = GOOD.split(b"\r\n\r\n", 1)
@@ -753,7 +859,68 @@ def test_a_client_gone_during_its_export_does_not_disturb_the_server(collector: 
     # no_error_logged checks that nothing was logged at ERROR meanwhile
 
 
-# --- 8. a request that is not HTTP --------------------------------------------------------------
+# --- 8. the access log ---------------------------------------------------------------------------
+
+
+class Records(logging.Handler):
+    """Keeps every record it is handed."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture(scope="module")
+def logging_servers() -> Iterator[dict[str, Collector]]:
+    """A fast and a plain server with uvicorn's access log on (``streamslo collector`` turns it off)."""
+    with Collector(FAST, options={**SERVED_BY[FAST], "access_log": True}) as fast, \
+            Collector(PLAIN, options={**SERVED_BY[PLAIN], "access_log": True}) as plain:
+        yield {FAST: fast, PLAIN: plain}
+
+
+@pytest.fixture()
+def access_log() -> Iterator[Records]:
+    """The records of uvicorn's access logger, at INFO (each server sets it to its own log level)."""
+    logger = logging.getLogger("uvicorn.access")
+    handler, level = Records(), logger.level
+    logger.addHandler(handler)  # before a connection is made: uvicorn looks for a handler per connection
+    logger.setLevel(logging.INFO)
+    yield handler
+    logger.setLevel(level)
+    logger.removeHandler(handler)
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        pytest.param(GOOD, id="an accepted beacon is logged as uvicorn logs it"),
+        pytest.param(http(beacon(), x_ingest_key=None), id="a refused beacon is logged as uvicorn logs it"),
+        pytest.param(http(beacon(), target=f"/v1/beacons?key={KEY}", x_ingest_key=None),
+                     id="a beacon keyed by the query string is logged with it"),
+        pytest.param(http(beacon(), target=f"/v1/beacons?key={KEY}#frag", x_ingest_key=None),
+                     id="a beacon whose target has a fragment is logged without it, as uvicorn does"),
+        pytest.param(http(beacon(), version="1.0"), id="an HTTP/1.0 beacon is logged with its version"),
+    ],
+)
+def test_with_the_access_log_on_a_fast_answer_logs_the_line_uvicorn_logs(
+    logging_servers: dict[str, Collector], access_log: Records, request_bytes: bytes
+) -> None:
+    lines = {}
+    for kind, server in logging_servers.items():
+        before = server.served_fast
+        server.exchange(request_bytes)
+        assert server.served_fast - before == (1 if kind == FAST else 0)
+        # The first argument is the client's address: its port differs.
+        lines[kind] = [(r.levelname, r.msg, r.args[1:]) for r in access_log.records if isinstance(r.args, tuple)]
+        assert len(lines[kind]) == len(access_log.records) == 1, [r.getMessage() for r in access_log.records]
+        access_log.records.clear()
+    assert lines[FAST] == lines[PLAIN]
+
+
+# --- 9. a request that is not HTTP --------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
