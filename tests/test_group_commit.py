@@ -145,3 +145,48 @@ def test_a_group_of_one_is_the_beacon_itself() -> None:
 def test_impossible_limits_are_refused(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         GroupCommit(Producer(), **kwargs)
+
+
+class BrokenCallback(Exception):
+    """Raised by a ``done`` callback: a bug in whoever waits on a beacon."""
+
+
+async def add_three_and_close(groups: GroupCommit, how: str, heard: list[tuple[int, BaseException | None]]) -> None:
+    """Three beacons in one group, the second's ``done`` raising; the group closes ``how``."""
+
+    def recorder(i: int) -> Done:
+        return lambda error: heard.append((i, error))
+
+    def broken(error: BaseException | None) -> None:
+        heard.append((1, error))
+        raise BrokenCallback("a waiter's bug")
+
+    for i, done in enumerate([recorder(0), broken, recorder(2)]):
+        groups.add(0, b"v%d" % i, b"k", done)  # with max_beacons 3, the third add closes the group itself
+    if how == "linger":
+        await asyncio.sleep(0.02)
+    elif how == "shutdown":
+        groups.flush_all()
+
+
+@pytest.mark.parametrize(
+    ("how", "limits"),
+    [
+        pytest.param("count", {"max_beacons": 3, "linger_s": 10.0}, id="a group closed by its count inside add()"),
+        pytest.param("linger", {"linger_s": 0.005}, id="a group closed by its linger timer"),
+        pytest.param("shutdown", {"linger_s": 10.0}, id="a group closed by flush_all on shutdown"),
+    ],
+)
+async def test_a_done_that_raises_on_a_failed_produce_is_logged_and_the_others_still_hear(
+        caplog: pytest.LogCaptureFixture, how: str, limits: dict[str, Any]) -> None:
+    class QueueFull(Exception):
+        pass
+
+    full = QueueFull("full")
+    groups = GroupCommit(Producer(fail=full), **limits)
+    heard: list[tuple[int, BaseException | None]] = []
+    with caplog.at_level(logging.ERROR):
+        await add_three_and_close(groups, how, heard)  # raises nothing
+    assert heard == [(0, full), (1, full), (2, full)]
+    errors = [(r.name, r.exc_info[0] if r.exc_info else None) for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [("collector.group_commit", BrokenCallback)]
