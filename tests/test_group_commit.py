@@ -89,7 +89,8 @@ async def test_beacons_within_the_linger_share_one_record_answered_by_one_ack() 
         pytest.param(1, 1024, [b"a", b"b"], [b"a", b"b"], id="max_beacons 1 writes one beacon per record"),
     ],
 )
-async def test_count_and_size_close_a_group_before_the_linger(max_beacons, max_bytes, values, records) -> None:
+async def test_count_and_size_close_a_group_before_the_linger(
+        max_beacons: int, max_bytes: int, values: list[bytes], records: list[bytes]) -> None:
     producer = Producer()
     groups = GroupCommit(producer, linger_s=10.0, max_beacons=max_beacons, max_bytes=max_bytes)
     for v in values:
