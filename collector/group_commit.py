@@ -36,7 +36,6 @@ import asyncio
 import logging
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 __all__ = ["Done", "GroupCommit", "future_done", "group_value", "murmur2", "notify", "partition_for"]
 
@@ -120,14 +119,18 @@ def group_value(values: list[bytes]) -> bytes:
     return b"[" + b",".join(values) + b"]"
 
 
-@dataclass
 class _Group:
-    values: list[bytes] = field(default_factory=list)
-    waiters: list[Done] = field(default_factory=list)
-    headers: Headers = field(default_factory=list)
-    key: bytes = b""
-    size: int = 0
-    timer: asyncio.Handle | None = None  # call_later or call_soon
+    """One open record: its encoded beacons, their ``done`` callbacks, the trace headers."""
+
+    __slots__ = ("headers", "key", "size", "timer", "values", "waiters")
+
+    def __init__(self, key: bytes) -> None:
+        self.values: list[bytes] = []
+        self.waiters: list[Done] = []
+        self.headers: Headers = []
+        self.key = key
+        self.size = 0
+        self.timer: asyncio.Handle | None = None  # call_later or call_soon
 
 
 class GroupCommit:
@@ -163,13 +166,13 @@ class GroupCommit:
         Never raises: when ``produce`` fails (e.g. its queue is full), every
         ``done`` of that group is called with the error (:func:`notify`).
         """
-        loop = asyncio.get_running_loop()
         group = self._open.get(partition)
         if group is not None and group.size + len(value) > self.max_bytes:
             self.flush(partition)
             group = None
         if group is None:
             group = self._open[partition] = _Group(key=key)
+            loop = asyncio.get_running_loop()
             if self.linger_s > 0:
                 group.timer = loop.call_later(self.linger_s, self.flush, partition)
             else:
