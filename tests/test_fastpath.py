@@ -606,15 +606,24 @@ def closed_after(client: Client) -> float:
     return time.monotonic() - t0
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_an_answer_while_the_idle_timer_runs_restarts_the_keep_alive_timeout(kind: str) -> None:
+@pytest.mark.parametrize(
+    ("kind", "second", "status"),
+    [
+        pytest.param(FAST, GOOD, 202, id="a fast answer restarts it on the fast path"),
+        pytest.param(PLAIN, GOOD, 202, id="an answer restarts it on plain uvicorn (the reference)"),
+        pytest.param(FAST, GET_HEALTHZ, 200, id="an answer from the app restarts it on the fast path"),
+    ],
+)
+def test_an_answer_while_the_idle_timer_runs_restarts_the_keep_alive_timeout(
+    kind: str, second: bytes, status: int
+) -> None:
     with Collector(kind, options={**SERVED_BY[kind], "timeout_keep_alive": KEEP_ALIVE_S}) as collector, \
             collector.connect() as client:
         client.send(GOOD)
         assert client.response().status == 202
         time.sleep(KEEP_ALIVE_S * 0.6)  # the first answer's idle timer is running
-        client.send(GOOD)
-        assert client.response().status == 202
+        client.send(second)
+        assert client.response().status == status
         idle = closed_after(client)
     assert KEEP_ALIVE_S * 0.8 < idle < KEEP_ALIVE_S + 2.0, idle
 
