@@ -488,9 +488,16 @@ def what_arrives(collector: Collector, request: bytes) -> bytes:
     return b"".join(line for line in received.splitlines(keepends=True) if not line.startswith(b"date:"))
 
 
-def test_an_upgrade_request_to_the_ingest_path_is_left_to_uvicorn() -> None:
+@pytest.mark.parametrize(
+    "protocol",
+    [
+        pytest.param("websocket", id="an upgrade to websocket gets plain uvicorn's handshake"),
+        pytest.param("h2c", id="an upgrade to h2c gets plain uvicorn's answer"),
+    ],
+)
+def test_an_upgrade_request_to_the_ingest_path_is_left_to_uvicorn(protocol: str) -> None:
     """``Connection: Upgrade`` with a body: uvicorn's upgrade handling, not a fast answer (nor an ERROR)."""
-    upgrade = http(beacon(), connection="Upgrade", upgrade="websocket")
+    upgrade = http(beacon(), connection="Upgrade", upgrade=protocol)
     with Collector(FAST) as fast, Collector(PLAIN) as plain:
         received = {kind: what_arrives(server, upgrade) for kind, server in ((FAST, fast), (PLAIN, plain))}
         assert (fast.served_fast, fast.sink.beacons) == (0, [])
