@@ -212,11 +212,11 @@ def fast() -> Iterator[Collector]:
         yield collector
 
 
-class ErrorRecords(logging.Handler):
-    """Keeps every record at ERROR or above."""
+class Records(logging.Handler):
+    """Keeps every record at ``level`` or above."""
 
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
         self.records: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -226,7 +226,7 @@ class ErrorRecords(logging.Handler):
 @pytest.fixture(autouse=True)
 def no_error_logged() -> Iterator[None]:
     """Fail a test during which anything (uvicorn, asyncio, the collector) logged an ERROR."""
-    handler = ErrorRecords()
+    handler = Records(logging.ERROR)
     # uvicorn's logger may have been set not to propagate by another test's server.
     loggers = [logging.getLogger(), logging.getLogger("uvicorn")]
     for logger in loggers:
@@ -878,22 +878,22 @@ def test_a_client_gone_during_its_export_does_not_disturb_the_server(collector: 
 # --- 8. the access log ---------------------------------------------------------------------------
 
 
-class Records(logging.Handler):
-    """Keeps every record it is handed."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
+Servers = dict[str, Collector]  # a fast and a plain server, by kind
 
 
 @pytest.fixture(scope="module")
-def logging_servers() -> Iterator[dict[str, Collector]]:
+def logging_servers() -> Iterator[Servers]:
     """A fast and a plain server with uvicorn's access log on (``streamslo collector`` turns it off)."""
     with Collector(FAST, options={**SERVED_BY[FAST], "access_log": True}) as fast, \
             Collector(PLAIN, options={**SERVED_BY[PLAIN], "access_log": True}) as plain:
+        yield {FAST: fast, PLAIN: plain}
+
+
+@pytest.fixture(scope="module")
+def proxied_servers() -> Iterator[Servers]:
+    """The same with uvicorn's own defaults: proxy headers on, trusted from 127.0.0.1."""
+    with Collector(FAST, options={"http": IngestProtocol, "loop": "uvloop", "access_log": True}) as fast, \
+            Collector(PLAIN, options={"http": "httptools", "loop": "uvloop", "access_log": True}) as plain:
         yield {FAST: fast, PLAIN: plain}
 
 
@@ -901,7 +901,7 @@ def logging_servers() -> Iterator[dict[str, Collector]]:
 def access_log() -> Iterator[Records]:
     """The records of uvicorn's access logger, at INFO (each server sets it to its own log level)."""
     logger = logging.getLogger("uvicorn.access")
-    handler, level = Records(), logger.level
+    handler, level = Records(logging.INFO), logger.level
     logger.addHandler(handler)  # before a connection is made: uvicorn looks for a handler per connection
     logger.setLevel(logging.INFO)
     yield handler
@@ -922,18 +922,36 @@ def access_log() -> Iterator[Records]:
     ],
 )
 def test_with_the_access_log_on_a_fast_answer_logs_the_line_uvicorn_logs(
-    logging_servers: dict[str, Collector], access_log: Records, request_bytes: bytes
+    logging_servers: Servers, access_log: Records, request_bytes: bytes
 ) -> None:
+    lines = access_lines(logging_servers, access_log, request_bytes)
+    # The first argument is the client's address: its port differs.
+    assert [(level, msg, args[1:]) for level, msg, args in lines[FAST]] == \
+        [(level, msg, args[1:]) for level, msg, args in lines[PLAIN]]
+
+
+def test_behind_a_trusted_proxy_a_fast_answer_logs_the_forwarded_client_as_uvicorn_does(
+    proxied_servers: Servers, access_log: Records
+) -> None:
+    lines = access_lines(proxied_servers, access_log, http(beacon(), x_forwarded_for="203.0.113.9"))
+    assert [msg % args for _, msg, args in lines[PLAIN]] == ['203.0.113.9:0 - "POST /v1/beacons HTTP/1.1" 202']
+    assert lines[FAST] == lines[PLAIN]
+
+
+AccessLine = tuple[str, str, tuple[object, ...]]  # a record's level name, format and arguments
+
+
+def access_lines(servers: Servers, access_log: Records, request: bytes) -> dict[str, list[AccessLine]]:
+    """``request`` sent to each server: the access-log line each wrote for it (one each)."""
     lines = {}
-    for kind, server in logging_servers.items():
+    for kind, server in servers.items():
         before = server.served_fast
-        server.exchange(request_bytes)
+        server.exchange(request)
         assert server.served_fast - before == (1 if kind == FAST else 0)
-        # The first argument is the client's address: its port differs.
-        lines[kind] = [(r.levelname, r.msg, r.args[1:]) for r in access_log.records if isinstance(r.args, tuple)]
+        lines[kind] = [(r.levelname, str(r.msg), r.args) for r in access_log.records if isinstance(r.args, tuple)]
         assert len(lines[kind]) == len(access_log.records) == 1, [r.getMessage() for r in access_log.records]
         access_log.records.clear()
-    assert lines[FAST] == lines[PLAIN]
+    return lines
 
 
 # --- 9. a request that is not HTTP --------------------------------------------------------------
