@@ -9,6 +9,8 @@ protocols (cheap enough to saturate one server core). Traffic goes to
 Legs (20-event beacons, unique (session_id, seq) per request):
 
 - ``floor``: a raw ASGI app that reads the body and answers 202 (uvicorn's own cost);
+- ``floor_protocol``: httptools on a bare asyncio protocol answering 202 (no server
+  framework at all; ``--paired floor,floor_protocol`` is what the ingest fast path aims at);
 - ``pydantic``: FastAPI route with a pydantic body model, answering 202 (the baseline);
 - ``inprocess``: this collector with the InProcessExporter (no-op sink);
 - ``kafka``: this collector producing to a real broker (acks=all, idempotent,

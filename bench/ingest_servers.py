@@ -1,6 +1,7 @@
 """The servers of ``bench/bench_ingest.py``'s legs, each run as a child process by that script.
 
-Legs: ``floor`` (raw ASGI, uvicorn's own cost), ``pydantic`` / ``pydantic_kafka``
+Legs: ``floor`` (raw ASGI, uvicorn's own cost), ``floor_protocol`` (httptools
+on a bare asyncio protocol: what is left without a server framework), ``pydantic`` / ``pydantic_kafka``
 (the FastAPI + pydantic baseline, without or with aiokafka ``send_and_wait``),
 ``inprocess`` / ``kafka`` and their ``*_traced`` twins (this collector, as
 ``streamslo collector`` serves it), and the ``kafka`` leg's exporter variants
@@ -19,6 +20,7 @@ different collector code. It is the only ``sys.path`` change in ``bench/``.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 from pathlib import Path
@@ -112,11 +114,43 @@ async def floor_app(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"{}"})
 
 
+_FLOOR_ANSWERS = {ready: status + b"\r\ncontent-length: 2\r\ncontent-type: application/json\r\n\r\n{}"
+                  for ready, status in ((True, b"HTTP/1.1 200 OK"), (False, b"HTTP/1.1 202 Accepted"))}
+
+
+class FloorProtocol(asyncio.Protocol):
+    """``floor_protocol``: httptools and a socket, no server framework: answers 202 (200 to GETs)."""
+
+    def connection_made(self, transport: Any) -> None:
+        import httptools
+
+        self.transport = transport
+        self.parser = httptools.HttpRequestParser(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.feed_data(data)
+
+    def on_message_complete(self) -> None:
+        ready = self.parser.get_method() == b"GET"  # GET /readyz: ready
+        self.transport.write(_FLOOR_ANSWERS[ready])
+
+
+def serve_floor_protocol(port: int) -> None:
+    import uvloop
+
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(FloorProtocol, "127.0.0.1", port)
+        await server.serve_forever()
+
+    uvloop.run(main())
+
+
 # Variants of the kafka leg: the exporter options they change (``--paired kafka,kafka_nogroup``).
 KAFKA_VARIANTS: dict[str, dict[str, Any]] = {
     "kafka_nogroup": {"group_max_beacons": 1},  # one beacon per record, as before group commit
     "kafka_linger1ms": {"group_linger_s": 0.001},  # a group stays open 1 ms (the default: one loop iteration)
     "kafka_linger5": {"linger.ms": 5},  # librdkafka's linger as before group commit
+    "kafka_nocompress": {"compression.type": "none"},  # what lz4 costs (the OTel legs compress too)
 }
 
 
@@ -154,6 +188,9 @@ def granian_factory() -> Any:
 def serve(leg: str, port: int, kafka: str | None, pin: bool, server: str) -> None:
     if pin and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {0})  # inherited by granian's worker and threads
+    if leg == "floor_protocol":
+        serve_floor_protocol(port)
+        return
     if server.startswith("granian"):
         from granian.constants import HTTPModes, Interfaces, Loops, RuntimeModes, TaskImpl
         from granian.log import LogLevels

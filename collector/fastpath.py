@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from collector.app import INGEST_PATH, IngestEndpoint
@@ -68,16 +69,15 @@ class _FastCycle:
     """
 
     __slots__ = ("body", "complete", "disconnected", "header_map", "headers", "ingest", "keep_alive", "protocol",
-                 "query", "replied", "response_complete", "started", "target", "version")
+                 "query", "replied", "response_complete", "started", "version")
     message_event = _NoEvent
 
     def __init__(self, protocol: IngestProtocol, ingest: IngestEndpoint, headers: Headers,
-                 header_map: dict[bytes, bytes], target: bytes, version: str, query: bytes) -> None:
+                 header_map: dict[bytes, bytes], version: str, query: bytes) -> None:
         self.protocol = protocol
         self.ingest = ingest
         self.headers = headers
         self.header_map = header_map
-        self.target = target  # the request target and HTTP version as sent, for the access log
         self.version = version
         self.query = query
         self.keep_alive = version != "1.0" and protocol.parser.should_keep_alive()
@@ -109,7 +109,7 @@ class _FastCycle:
             self.response_complete = True
             return
         if protocol.access_log:
-            protocol.log_access(self.target, self.version, status)
+            protocol.log_access(self, status)
         extra = b"".join(b"%s: %s\r\n" % pair for pair in headers) if headers else b""
         if body:
             extra += b"content-type: application/json\r\n"
@@ -141,20 +141,24 @@ class _FastCycle:
         protocol.on_response_complete()
 
 
-def ingest_endpoint(app: Any) -> IngestEndpoint | None:
-    """The collector's ingest endpoint under uvicorn's own wrappers of ``app``, if it has one.
+def ingest_endpoint(app: Any) -> tuple[IngestEndpoint | None, ProxyHeadersMiddleware | None]:
+    """The collector's ingest endpoint under uvicorn's own wrappers of ``app``, if it has one,
+    and uvicorn's proxy-headers middleware among those wrappers, if it is on.
 
     Only uvicorn's wrappers are looked through: an app wrapped in someone
     else's middleware keeps every request going through that middleware.
     """
+    proxy = None
     for _ in range(_UNWRAP_DEPTH):
+        if isinstance(app, ProxyHeadersMiddleware):
+            proxy = app
         ingest = getattr(app, "ingest", None)
         if isinstance(ingest, IngestEndpoint):
-            return ingest if ingest.fast_path else None
+            return (ingest if ingest.fast_path else None), proxy
         if not type(app).__module__.startswith("uvicorn."):
-            return None
+            return None, None
         app = getattr(app, "app", None)
-    return None
+    return None, None
 
 
 class IngestProtocol(HttpToolsProtocol):
@@ -163,7 +167,9 @@ class IngestProtocol(HttpToolsProtocol):
     def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        found = ingest_endpoint(self.app)
+        found, proxy = ingest_endpoint(self.app)
+        # The proxy-headers middleware only changes the client that the access log names.
+        self._proxy = proxy if self.access_log else None
         # uvicorn's concurrency limit and a root path are its ASGI cycle's business.
         if config.limit_concurrency is not None or config.root_path:
             found = None
@@ -190,11 +196,24 @@ class IngestProtocol(HttpToolsProtocol):
                 b"%s: %s\r\n" % pair for pair in default_headers)
         return head
 
-    def log_access(self, target: bytes, version: str, status: int) -> None:
-        """uvicorn's access-log line, for an answer its ASGI cycle did not write."""
-        client = f"{self.client[0]}:{self.client[1]}" if self.client else ""
-        self.access_logger.info('%s - "%s %s HTTP/%s" %d', client, "POST", target.decode("latin-1"),
-                                version, status)
+    def log_access(self, cycle: _FastCycle, status: int) -> None:
+        """uvicorn's access-log line, for an answer its ASGI cycle did not write.
+
+        The client is the socket's peer or, behind a proxy uvicorn trusts, the
+        one its ``X-Forwarded-For`` names, as uvicorn's proxy-headers middleware
+        would have set it (its own trust check and parser).
+        """
+        client = self.client
+        proxy = self._proxy
+        if proxy is not None and client and client[0] in proxy.trusted_hosts:
+            forwarded = [value for name, value in cycle.headers if name == b"x-forwarded-for"]
+            if forwarded:
+                host, port = proxy.trusted_hosts.get_trusted_client_address(b", ".join(forwarded).decode("latin1"))
+                if host:
+                    client = (host, port)
+        target = INGEST_PATH + "?" + cycle.query.decode("latin-1") if cycle.query else INGEST_PATH
+        self.access_logger.info('%s - "%s %s HTTP/%s" %d', f"{client[0]}:{client[1]}" if client else "",
+                                "POST", target, cycle.version, status)
 
     # Keep-alive: uvicorn arms a timer after every answer and cancels it on the
     # next bytes. Here a timer is armed once per idle spell and, when it fires,
@@ -279,7 +298,7 @@ class IngestProtocol(HttpToolsProtocol):
                 or b"transfer-encoding" in headers
                 or headers.get(b"content-encoding", b"").strip().lower() not in _IDENTITY):
             return None
-        return _FastCycle(self, ingest, self.headers, headers, self.url, self.parser.get_http_version(), query)
+        return _FastCycle(self, ingest, self.headers, headers, self.parser.get_http_version(), query)
 
     def on_body(self, body: bytes) -> None:
         if self._parsing_fast:
