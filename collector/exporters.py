@@ -246,7 +246,7 @@ class KafkaExporter:
         if not self.ready():
             raise ExporterUnavailable("Kafka is not reachable")
         key = beacon.session_id.encode()
-        self._groups.add(partition_for(key, self._partitions), beacon_codec.encode(beacon), key, done, headers)
+        self._groups.add(partition_for(key, self._partitions), beacon_codec.encode_record(beacon), key, done, headers)
 
     def _produce_group(self, partition: int, value: bytes, key: bytes, headers: Headers | None,
                        waiters: list[Done]) -> None:

@@ -16,18 +16,15 @@ beacon of a session, grouped or not, lands on one partition and stage 1's
 dedup stays local to it.
 
 Record value (``docs/collector.md``, "Kafka records"): a group of one is the
-beacon's own JSON object, the same form as a record without group commit; a
-group of several is a JSON array of those objects. Stage 1 reads both
+beacon's own value (:func:`slo.beacon.encode_record`), the same form as a
+record without group commit; a group of several is an array of those
+(:func:`slo.beacon.group_record`). Stage 1 reads both
 (:func:`slo.beacon.decode_record`).
 
 >>> murmur2(b"21") - 2**32  # Kafka's Utils.murmur2("21".getBytes()) is -973932308
 -973932308
 >>> partition_for(b"21", 16)
 12
->>> group_value([b'{"a":1}'])
-b'{"a":1}'
->>> group_value([b'{"a":1}', b'{"b":2}'])
-b'[{"a":1},{"b":2}]'
 """
 
 from __future__ import annotations
@@ -37,7 +34,9 @@ import logging
 import struct
 from collections.abc import Callable
 
-__all__ = ["Done", "GroupCommit", "future_done", "group_value", "murmur2", "notify", "partition_for"]
+from slo.beacon import group_record
+
+__all__ = ["Done", "GroupCommit", "future_done", "murmur2", "notify", "partition_for"]
 
 log = logging.getLogger(__name__)
 
@@ -110,13 +109,6 @@ def future_done(fut: asyncio.Future[None]) -> Done:
             fut.set_exception(error)
 
     return done
-
-
-def group_value(values: list[bytes]) -> bytes:
-    """One record value for encoded beacons: the object itself for one, a JSON array for several."""
-    if len(values) == 1:
-        return values[0]
-    return b"[" + b",".join(values) + b"]"
 
 
 class _Group:
@@ -193,7 +185,7 @@ class GroupCommit:
         if group.timer is not None:
             group.timer.cancel()
         try:
-            self._produce(partition, group_value(group.values), group.key, group.headers or None, group.waiters)
+            self._produce(partition, group_record(group.values), group.key, group.headers or None, group.waiters)
         except Exception as exc:
             notify(group.waiters, exc)
 

@@ -10,14 +10,19 @@ topic anyone with write access can fill.
 
 A Kafka record holds one whole beacon (many events; events are never
 produced one by one) or, written by the collector's group commit, several
-beacons of one partition: the record value is then a JSON array of beacon
-objects (``docs/collector.md``, "Kafka records"). :func:`decode_record`
-returns the beacons of either form.
+beacons of one partition (``docs/collector.md``, "Kafka records"). The
+collector writes MessagePack (:func:`encode_record`, :func:`group_record`):
+the same fields as the JSON of :func:`encode`, without formatting every
+float as decimal text. :func:`decode_record` reads either encoding, one
+beacon or a group: JSON records are what collectors before MessagePack
+wrote, and what tests and tools may still write.
 
 >>> b = Beacon("s1", 7, "eu-west-1", "rum", 10.0, 9.5, [Event("first_frame", 9.0, 120.0)])
 >>> decode(encode(b)) == b
 True
->>> decode_record(encode(b)) == [b]
+>>> decode_record(encode_record(b)) == decode_record(encode(b)) == [b]
+True
+>>> decode_record(group_record([encode_record(b), encode_record(b)])) == [b, b]
 True
 >>> decode_record(b"[" + encode(b) + b"," + encode(b) + b"]") == [b, b]
 True
@@ -88,11 +93,36 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Beacon)
 _group_decoder = msgspec.json.Decoder(list[Beacon])
 _event_decoder = msgspec.json.Decoder(Event)
+_record_encoder = msgspec.msgpack.Encoder()
+_record_decoder = msgspec.msgpack.Decoder(Beacon)
+_record_group_decoder = msgspec.msgpack.Decoder(list[Beacon])
+_MSGPACK_FIXARRAY, _MSGPACK_ARRAY16 = 0x90, 0xDC
 
 
 def encode(beacon: Beacon) -> bytes:
-    """Serialize for a Kafka message value (compact JSON, events as arrays)."""
+    """Compact JSON, events as arrays: for files (``streamslo backtest``), tests and tools."""
     return _encoder.encode(beacon)
+
+
+def encode_record(beacon: Beacon) -> bytes:
+    """One beacon as the collector writes it to Kafka: MessagePack, the fields of :func:`encode`."""
+    return _record_encoder.encode(beacon)
+
+
+def group_record(values: list[bytes]) -> bytes:
+    """One record value for several :func:`encode_record` values: a MessagePack array of them.
+
+    A group of one is the beacon's own value. Concatenating encoded items
+    after an array header is what a MessagePack encoder writes for a list.
+
+    >>> group_record([b"\\xa1a", b"\\xa1b"]) == msgspec.msgpack.encode(["a", "b"])
+    True
+    """
+    n = len(values)
+    if n == 1:
+        return values[0]
+    head = bytes((_MSGPACK_FIXARRAY | n,)) if n < 16 else bytes((_MSGPACK_ARRAY16,)) + n.to_bytes(2, "big")
+    return head + b"".join(values)
 
 
 def decode(data: bytes) -> Beacon:
@@ -126,9 +156,15 @@ def decode_record(data: bytes | None) -> list[Beacon]:
         raise Rejected(c.REASON_MALFORMED, "record without a value")
     if len(data) > limits.MAX_RECORD_BYTES:
         raise Rejected(c.REASON_TOO_LARGE, f"{len(data)} bytes, at most {limits.MAX_RECORD_BYTES}")
-    grouped = data[:1] == b"["  # the collector writes no leading whitespace
+    # JSON text starts with an ASCII byte; a MessagePack map or array never does.
+    if not data or data[0] < 0x80:
+        grouped = data[:1] == b"["  # the collector writes no leading whitespace
+        decoder, group_decoder = _decoder, _group_decoder
+    else:  # MessagePack: an array (fixarray, array 16/32) is a group, anything else one beacon
+        grouped = data[0] & 0xF0 == _MSGPACK_FIXARRAY or data[0] in (_MSGPACK_ARRAY16, 0xDD)
+        decoder, group_decoder = _record_decoder, _record_group_decoder
     try:
-        beacons = _group_decoder.decode(data) if grouped else [_decoder.decode(data)]
+        beacons = group_decoder.decode(data) if grouped else [decoder.decode(data)]
     except msgspec.ValidationError as exc:
         raise Rejected(c.REASON_INVALID, str(exc)) from None
     except Exception as exc:  # DecodeError, RecursionError, anything: never a stuck partition

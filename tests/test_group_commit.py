@@ -16,10 +16,10 @@ from collector.group_commit import (
     Done,
     GroupCommit,
     future_done,
-    group_value,
     murmur2,
     partition_for,
 )
+from slo.beacon import group_record
 
 
 @pytest.mark.parametrize(
@@ -74,7 +74,7 @@ async def test_beacons_within_the_linger_share_one_record_answered_by_one_ack() 
     futures = [waiting(groups, 0, b'{"n":%d}' % i, b"s%d" % i) for i in range(3)]
     assert producer.records == []  # still lingering
     await asyncio.sleep(0.03)
-    assert producer.records == [(0, b'[{"n":0},{"n":1},{"n":2}]', b"s0", None)]
+    assert producer.records == [(0, group_record([b'{"n":0}', b'{"n":1}', b'{"n":2}']), b"s0", None)]
     assert not any(f.done() for f in futures)  # 202 only after the ack
     producer.ack()
     await asyncio.gather(*futures)
@@ -83,8 +83,8 @@ async def test_beacons_within_the_linger_share_one_record_answered_by_one_ack() 
 @pytest.mark.parametrize(
     ("max_beacons", "max_bytes", "values", "records"),
     [
-        pytest.param(2, 1024, [b"a", b"b", b"c"], [b"[a,b]"], id="the count closes a group at once"),
-        pytest.param(64, 4, [b"aa", b"bb", b"cc"], [b"[aa,bb]"], id="the size closes a group at once"),
+        pytest.param(2, 1024, [b"a", b"b", b"c"], [group_record([b"a", b"b"])], id="the count closes a group at once"),
+        pytest.param(64, 4, [b"aa", b"bb", b"cc"], [group_record([b"aa", b"bb"])], id="the size closes a group at once"),
         pytest.param(64, 3, [b"aa", b"bb"], [b"aa"], id="a beacon that would overflow starts a new group"),
         pytest.param(1, 1024, [b"a", b"b"], [b"a", b"b"], id="max_beacons 1 writes one beacon per record"),
     ],
@@ -108,7 +108,7 @@ async def test_partitions_are_grouped_apart_and_headers_travel_with_their_group(
     waiting(groups, 0, b"c", b"k2", [("traceparent", b"t2")])
     await asyncio.sleep(0)  # linger 0: the end of this loop iteration
     assert sorted(producer.records) == [
-        (0, b"[a,c]", b"k0", [("traceparent", b"t1"), ("traceparent", b"t2")]),
+        (0, group_record([b"a", b"c"]), b"k0", [("traceparent", b"t1"), ("traceparent", b"t2")]),
         (1, b"b", b"k1", None),
     ]
     producer.ack()
@@ -135,7 +135,7 @@ async def test_a_failed_produce_fails_every_waiter_of_its_group_and_logs_nothing
 
 
 def test_a_group_of_one_is_the_beacon_itself() -> None:
-    assert group_value([b'{"v":1}']) == b'{"v":1}'
+    assert group_record([b"\x81\xa1v\x01"]) == b"\x81\xa1v\x01"
 
 
 @pytest.mark.parametrize(("kwargs"), [

@@ -10,7 +10,7 @@ import pytest
 
 from slo import conventions as c
 from slo import limits
-from slo.beacon import Beacon, Event, Rejected, decode_record, encode
+from slo.beacon import Beacon, Event, Rejected, decode_record, encode, encode_record, group_record
 from slo.partial import Partial
 from slo.sketch import RELATIVE_ACCURACY, LogSketch
 from slo.spec import load_spec
@@ -323,19 +323,30 @@ def test_records_the_collector_would_refuse_are_rejected_with_a_reason(value, re
     assert exc.value.reason == reason
 
 
-def test_a_collector_beacon_decodes_as_a_record():
+@pytest.mark.parametrize("encoder", [encode_record, encode], ids=["as MessagePack", "as JSON"])
+def test_a_collector_beacon_decodes_as_a_record(encoder):
     b = beacon(3, ff(120.0), err())
-    assert decode_record(encode(b)) == [b]
+    assert decode_record(encoder(b)) == [b]
 
 
 def group(*beacons: Beacon) -> bytes:
-    """A group-commit record value, as collector/group_commit.py writes it."""
+    """A JSON group record, as collectors before MessagePack wrote it."""
     return b"[" + b",".join(encode(b) for b in beacons) + b"]"
 
 
-def test_a_group_commit_record_decodes_to_its_beacons_in_order():
-    bs = [beacon(seq, ff(100.0 + seq), session=f"s{seq % 3}") for seq in range(5)]
-    assert decode_record(group(*bs)) == bs
+def mp_group(*beacons: Beacon) -> bytes:
+    """A group-commit record value, as collector/group_commit.py writes it."""
+    return group_record([encode_record(b) for b in beacons])
+
+
+@pytest.mark.parametrize(("to_record", "n"), [
+    pytest.param(mp_group, 5, id="a MessagePack group of 5 (a fixarray)"),
+    pytest.param(mp_group, limits.MAX_GROUP_BEACONS, id="a MessagePack group at the limit (an array 16)"),
+    pytest.param(group, 5, id="a JSON group of 5"),
+])
+def test_a_group_commit_record_decodes_to_its_beacons_in_order(to_record, n):
+    bs = [beacon(seq, ff(100.0 + seq), session=f"s{seq % 3}") for seq in range(n)]
+    assert decode_record(to_record(*bs)) == bs
 
 
 @pytest.mark.parametrize(
@@ -350,6 +361,17 @@ def test_a_group_commit_record_decodes_to_its_beacons_in_order():
                      id="one malformed beacon rejects its whole group"),
         pytest.param(b"[" * 100_000, c.REASON_INVALID, id="deeply nested arrays fail at the first element"),
         pytest.param(b"[" + encode(beacon(1)), c.REASON_MALFORMED, id="a truncated group is malformed"),
+        pytest.param(b"\x90", c.REASON_INVALID, id="an empty MessagePack group is not a record"),
+        pytest.param(mp_group(*[beacon(i) for i in range(limits.MAX_GROUP_BEACONS + 1)]), c.REASON_INVALID,
+                     id="a MessagePack group over the beacon limit is rejected"),
+        pytest.param(mp_group(beacon(1, ff(1.0)), beacon(2, *[ff(1.0)] * (limits.MAX_EVENTS + 1))),
+                     c.REASON_TOO_MANY_EVENTS, id="one MessagePack beacon over the event limit rejects its group"),
+        pytest.param(b"\x92" + encode_record(beacon(1)) + b"\x81\xaasession_id\x01", c.REASON_INVALID,
+                     id="one malformed MessagePack beacon rejects its whole group"),
+        pytest.param(b"\x91" * 100_000, c.REASON_INVALID, id="deeply nested MessagePack arrays fail at once"),
+        pytest.param(mp_group(beacon(1), beacon(2))[:-3], c.REASON_MALFORMED,
+                     id="a truncated MessagePack group is malformed"),
+        pytest.param(b"\xc1", c.REASON_MALFORMED, id="a byte MessagePack never uses is malformed"),
     ],
 )
 def test_group_records_are_accepted_or_rejected_whole(value, reason):
