@@ -35,6 +35,8 @@ invalid
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 
 from slo import conventions as c
@@ -159,12 +161,13 @@ def decode_record(data: bytes | None) -> list[Beacon]:
     # JSON text starts with an ASCII byte; a MessagePack map or array never does.
     if not data or data[0] < 0x80:
         grouped = data[:1] == b"["  # the collector writes no leading whitespace
-        decoder, group_decoder = _decoder, _group_decoder
+        decode_one: Callable[[bytes], Beacon] = _decoder.decode
+        decode_group: Callable[[bytes], list[Beacon]] = _group_decoder.decode
     else:  # MessagePack: an array (fixarray, array 16/32) is a group, anything else one beacon
-        grouped = data[0] & 0xF0 == _MSGPACK_FIXARRAY or data[0] in (_MSGPACK_ARRAY16, 0xDD)
-        decoder, group_decoder = _record_decoder, _record_group_decoder
+        grouped = (data[0] & 0xF0) == _MSGPACK_FIXARRAY or data[0] in (_MSGPACK_ARRAY16, 0xDD)
+        decode_one, decode_group = _record_decoder.decode, _record_group_decoder.decode
     try:
-        beacons = group_decoder.decode(data) if grouped else [decoder.decode(data)]
+        beacons = decode_group(data) if grouped else [decode_one(data)]
     except msgspec.ValidationError as exc:
         raise Rejected(c.REASON_INVALID, str(exc)) from None
     except Exception as exc:  # DecodeError, RecursionError, anything: never a stuck partition
