@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator, MutableMapping
 from typing import Any
@@ -22,6 +21,7 @@ import uvicorn
 from collector.app import CollectorApp, create_app
 from collector.config import CollectorConfig
 from collector.exporters import InProcessExporter
+from streamslo.testing.ports import serve_in_thread
 
 KEY = "test-key-0123456789"
 CAP = 1 << 20  # the collector's default max_body_bytes
@@ -42,7 +42,6 @@ class Server:
                                 log_level="warning", access_log=False, lifespan="on",
                                 interface="asgi3")
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     async def _counting(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         async def counted() -> Any:
@@ -53,11 +52,7 @@ class Server:
         await self.app(scope, counted, send)
 
     def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.monotonic() + TIMEOUT_S
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "uvicorn did not start"
-            time.sleep(0.01)
+        self.thread = serve_in_thread(self.server, timeout=TIMEOUT_S)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -43,6 +43,7 @@ from collector.fastpath import IngestProtocol
 from slo.beacon import Beacon
 from slo.limits import MAX_EVENTS
 from slo.telemetry import Tracing, setup_tracing
+from streamslo.testing.ports import serve_in_thread
 
 KEY = "test-key-0123456789"
 ORIGIN = "https://player.example"
@@ -153,14 +154,10 @@ class Collector:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
             listener.bind(("127.0.0.1", 0))
             sockets.append(listener)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": sockets or None}, daemon=True)
+        self._sockets = sockets or None
 
     def __enter__(self) -> Collector:
-        self.thread.start()
-        deadline = time.monotonic() + TIMEOUT_S
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "uvicorn did not start"
-            time.sleep(0.01)
+        self.thread = serve_in_thread(self.server, sockets=self._sockets, timeout=TIMEOUT_S)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -7,14 +7,18 @@ tail) when the process exits first instead of waiting for the timeout.
     port = free_port()
     proc = subprocess.Popen([..., "--port", str(port)])
     wait_for_http(f"http://127.0.0.1:{port}/readyz", proc)
+
+:func:`serve_in_thread` does the same for an in-process ``uvicorn.Server``.
 """
 
 from __future__ import annotations
 
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -60,3 +64,19 @@ def wait_for_http(
             pass
         time.sleep(0.2)
     raise TimeoutError(f"{url} did not answer 200 within {timeout}s\n{log_tail(log)}")
+
+
+def serve_in_thread(server: Any, *, sockets: list[socket.socket] | None = None,
+                    timeout: float = 60.0) -> threading.Thread:
+    """Run ``server`` (a ``uvicorn.Server``) in a daemon thread; return once it serves.
+
+    Fails at once if the thread ends before the server has started. Stop it
+    with ``server.should_exit = True`` and a ``join()`` of the thread.
+    """
+    thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.01)
+    return thread
